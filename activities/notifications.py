@@ -1,0 +1,269 @@
+"""The send_mail activity: one email per event, never sent twice for the same event.
+
+The Message-ID comes from (case id, event key), and a `sent_mail` row per Message-ID
+records that it went. A retry finds the row and sends nothing. Transient trouble
+(relay down, 4xx) raises so Temporal retries with backoff; a permanent refusal (5xx)
+is recorded as failed and returned, since retrying it would only fail again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.message import EmailMessage
+from typing import Any
+
+import aiosmtplib
+import jinja2
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+from temporalio import activity
+
+from activities.records import append_events, in_transaction_retrying
+from app.mail import ANONYMOUS_KINDS, build_message, message_id, render_mail
+from models import SentMail
+from workflows.common import SYSTEM_ACTOR, EventIn, MailRequest, MailResult
+
+SENT = "sent"
+ALREADY_SENT = "already_sent"
+FAILED = "failed"
+NO_RECIPIENTS = "no_recipients"
+
+
+@dataclass(frozen=True)
+class SmtpConfig:
+    host: str
+    port: int
+    username: str | None = None
+    password: str | None = None
+    starttls: bool = False
+    timeout: float = 30.0
+
+
+class PermanentMailError(Exception):
+    """The relay refused this message for good (5xx): retrying would fail again."""
+
+
+class _SmtpPool:
+    """A few idle relay connections kept open between mails, checked before reuse."""
+
+    def __init__(self, config: SmtpConfig, max_idle: int = 4, max_idle_seconds: float = 60.0):
+        self._config = config
+        self._max_idle = max_idle
+        self._max_idle_seconds = max_idle_seconds
+        self._idle: list[tuple[aiosmtplib.SMTP, float]] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    async def acquire(self) -> aiosmtplib.SMTP:
+        loop = asyncio.get_running_loop()
+        if loop is not self._loop:
+            # Connections belong to the loop that opened them.
+            self._idle.clear()
+            self._loop = loop
+        while self._idle:
+            client, since = self._idle.pop()
+            if client.is_connected and time.monotonic() - since < self._max_idle_seconds:
+                try:
+                    await client.noop()
+                    return client
+                except (aiosmtplib.SMTPException, OSError):
+                    pass
+            client.close()
+        c = self._config
+        client = aiosmtplib.SMTP(
+            hostname=c.host,
+            port=c.port,
+            username=c.username,
+            password=c.password,
+            start_tls=c.starttls,
+            timeout=c.timeout,
+        )
+        await client.connect()
+        return client
+
+    async def release(self, client: aiosmtplib.SMTP, *, reusable: bool) -> None:
+        if reusable and client.is_connected and len(self._idle) < self._max_idle:
+            self._idle.append((client, time.monotonic()))
+        elif reusable and client.is_connected:
+            await _quit(client)
+        else:
+            client.close()
+
+    async def close(self) -> None:
+        idle, self._idle = self._idle, []
+        for client, _ in idle:
+            await _quit(client)
+
+
+async def _quit(client: aiosmtplib.SMTP) -> None:
+    try:
+        await client.quit()
+    except (aiosmtplib.SMTPException, OSError):
+        client.close()
+
+
+class NotificationActivities:
+    def __init__(
+        self,
+        db: Engine | sessionmaker[Session],
+        smtp: SmtpConfig,
+        mail_from: str,
+        base_url: str,
+        env: jinja2.Environment,
+    ) -> None:
+        self._sessions = sessionmaker(db, expire_on_commit=False) if isinstance(db, Engine) else db
+        self._mail_from = mail_from
+        self._base_url = base_url.rstrip("/")
+        self._env = env
+        self._pool = _SmtpPool(smtp)
+        # Sent, but not yet recorded (the database failed after the relay took it): a
+        # retry in this worker records it without mailing again.
+        self._unrecorded: OrderedDict[str, dict[str, str]] = OrderedDict()
+
+    async def aclose(self) -> None:
+        """Close idle relay connections; the worker calls this on shutdown."""
+        await self._pool.close()
+
+    @activity.defn(name="send_mail")
+    async def send_mail(self, req: MailRequest) -> MailResult:
+        anonymous = req.kind in ANONYMOUS_KINDS
+        mid = message_id(req.case_id, req.key, opaque=anonymous)
+        to = list(dict.fromkeys(a.strip() for a in req.to if a and a.strip()))
+        if not to:
+            return MailResult(message_id=mid, status=NO_RECIPIENTS)
+        if await asyncio.to_thread(self._status_of, mid) == SENT:
+            return MailResult(message_id=mid, status=ALREADY_SENT)
+
+        context: dict[str, Any] = {
+            "now": datetime.now(UTC).isoformat(),
+            **req.context,
+            "case_id": req.case_id,
+            "url": f"{self._base_url}/cases/{req.case_id}",
+        }
+        if req.stage is not None:
+            context["stage"] = req.stage
+        rendered = render_mail(self._env, req.kind, context, confidential=req.confidential)
+        try:
+            msg = build_message(
+                rendered=rendered,
+                sender=self._mail_from,
+                to=to,
+                message_id=mid,
+                case_id=None if anonymous else req.case_id,
+            )
+        except ValueError as exc:
+            return await self._record_failure(req, mid, to, rendered.subject, str(exc))
+
+        refused = self._unrecorded.get(mid)
+        if refused is None:
+            try:
+                refused = await self._deliver(msg, to)
+            except PermanentMailError as exc:
+                return await self._record_failure(req, mid, to, rendered.subject, str(exc))
+            self._remember_unrecorded(mid, refused)
+
+        detail = "; ".join(f"{a}: {r}" for a, r in refused.items())
+        data: dict[str, Any] = {"to": to, "kind": req.kind, "message_id": mid}
+        data["subject"] = rendered.subject
+        if refused:
+            data["refused"] = refused
+        await asyncio.to_thread(self._record, req, mid, to, rendered.subject, SENT, detail, data)
+        self._unrecorded.pop(mid, None)
+        activity.logger.info("mail %s sent to %s", mid, ", ".join(to))
+        return MailResult(message_id=mid, status=SENT, detail=detail)
+
+    async def _deliver(self, msg: EmailMessage, to: list[str]) -> dict[str, str]:
+        """Send; returns the refused recipients when some were accepted.
+
+        Connection trouble, 4xx and relay misconfiguration (auth, HELO, TLS) raise as
+        they are, so the activity retries until the relay is back or fixed.
+        """
+        client = await self._pool.acquire()
+        reusable = False
+        try:
+            errors, _ = await client.send_message(msg, sender=self._mail_from, recipients=to)
+            reusable = True
+        except aiosmtplib.SMTPRecipientsRefused as exc:
+            if any(r.code < 500 for r in exc.recipients):
+                raise
+            reusable = True
+            raise PermanentMailError(
+                "all recipients refused: "
+                + "; ".join(f"{r.recipient}: {r.code} {r.message}" for r in exc.recipients)
+            ) from exc
+        except (
+            aiosmtplib.SMTPAuthenticationError,
+            aiosmtplib.SMTPHeloError,
+            aiosmtplib.SMTPNotSupported,
+        ):
+            raise
+        except aiosmtplib.SMTPResponseException as exc:
+            if exc.code < 500:
+                raise
+            reusable = True
+            raise PermanentMailError(f"{exc.code} {exc.message}") from exc
+        except ValueError as exc:  # an address aiosmtplib cannot put on the wire
+            raise PermanentMailError(str(exc)) from exc
+        finally:
+            await self._pool.release(client, reusable=reusable)
+        return {address: f"{r.code} {r.message}" for address, r in errors.items()}
+
+    async def _record_failure(
+        self, req: MailRequest, mid: str, to: list[str], subject: str, error: str
+    ) -> MailResult:
+        data = {"to": to, "kind": req.kind, "message_id": mid, "subject": subject}
+        data["error"] = error
+        await asyncio.to_thread(self._record, req, mid, to, subject, FAILED, error, data)
+        activity.logger.warning("mail %s refused for good: %s", mid, error)
+        return MailResult(message_id=mid, status=FAILED, detail=error)
+
+    def _remember_unrecorded(self, mid: str, refused: dict[str, str]) -> None:
+        self._unrecorded[mid] = refused
+        while len(self._unrecorded) > 1000:
+            self._unrecorded.popitem(last=False)
+
+    def _status_of(self, mid: str) -> str | None:
+        with self._sessions() as session:
+            row = session.get(SentMail, mid)
+            return None if row is None else row.status
+
+    def _record(
+        self,
+        req: MailRequest,
+        mid: str,
+        to: list[str],
+        subject: str,
+        status: str,
+        detail: str,
+        data: dict[str, Any],
+    ) -> None:
+        """The sent_mail row and its `emailed` / `email_failed` event, in one transaction."""
+        kind = "emailed" if status == SENT else "email_failed"
+        event = EventIn(
+            key=f"{req.key}:{kind}",
+            kind=kind,
+            actor=SYSTEM_ACTOR,
+            at=datetime.now(UTC),
+            stage=req.stage,
+            data=data,
+        )
+
+        def work(session: Session) -> None:
+            row = session.get(SentMail, mid)
+            if row is None:
+                row = SentMail(message_id=mid, case_id=req.case_id, kind=req.kind)
+                session.add(row)
+            elif row.status == SENT:
+                return  # a concurrent attempt recorded it; a sent mail stays sent
+            row.recipients = ", ".join(to)
+            row.subject = subject
+            row.status = status
+            row.detail = detail
+            row.sent_at = event.at
+            session.flush()
+            append_events(session, req.case_id, [event])
+
+        in_transaction_retrying(self._sessions, work)

@@ -1,0 +1,251 @@
+"""The read model's writer: case rows and the append-only, hash-chained event log."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import time
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+from sqlalchemy import Engine, select, update
+from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+from temporalio import activity
+
+from models import Case, CaseEvent
+from workflows.common import CaseSnapshot, EventIn, RecordRequest
+
+GENESIS_HASH = "0" * 64
+
+T = TypeVar("T")
+
+
+def _utc(at: datetime) -> datetime:
+    # astimezone() would silently read a naive time as the machine's local time.
+    if at.tzinfo is None:
+        raise ValueError("naive datetime: event times must be timezone-aware")
+    return at.astimezone(UTC)
+
+
+def iso_utc(at: datetime) -> str:
+    """The one text form of an instant in hashes: microseconds, UTC, `Z`."""
+    return _utc(at).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _canonical(value: Any) -> str:
+    # allow_nan=False: NaN is not JSON and PostgreSQL would refuse it anyway.
+    return json.dumps(
+        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    )
+
+
+def event_hash(
+    *,
+    case_id: str,
+    seq: int,
+    key: str,
+    at: datetime,
+    actor: str,
+    kind: str,
+    stage: str | None,
+    data: Mapping[str, Any],
+    prev_hash: str,
+) -> str:
+    """sha256 hex of the event's canonical JSON; app.audit recomputes it the same way."""
+    body = {
+        "case_id": case_id,
+        "seq": seq,
+        "key": key,
+        "at": iso_utc(at),
+        "actor": actor,
+        "kind": kind,
+        "stage": stage,
+        "data": dict(data),
+        "prev_hash": prev_hash,
+    }
+    return hashlib.sha256(_canonical(body).encode("utf-8")).hexdigest()
+
+
+def hash_of(event: CaseEvent) -> str:
+    """The hash a stored event should carry, from its stored contents."""
+    return event_hash(
+        case_id=event.case_id,
+        seq=event.seq,
+        key=event.key,
+        at=event.at,
+        actor=event.actor,
+        kind=event.kind,
+        stage=event.stage,
+        data=event.data,
+        prev_hash=event.prev_hash,
+    )
+
+
+def _lock_case(session: Session, case_id: str) -> None:
+    """Serialise writers of one case's chain before reading its last event.
+
+    PostgreSQL locks the case row. SQLite has one database-wide write lock, taken by
+    the first write of a transaction, so a no-op write takes it now; without it two
+    writers could both read the same last seq. Either way the unique constraint on
+    (case_id, seq) remains the guarantee; this only makes the race rare.
+    """
+    if session.get_bind().dialect.name == "sqlite":
+        session.execute(
+            update(Case).where(Case.id == case_id).values(version=Case.version),
+            execution_options={"synchronize_session": False},
+        )
+    else:
+        session.execute(select(Case.id).where(Case.id == case_id).with_for_update())
+
+
+def append_events(session: Session, case_id: str, events: Sequence[EventIn]) -> list[CaseEvent]:
+    """Append each event once, keyed by (case_id, key); returns the events appended now.
+
+    An event whose key is already stored (a retry) is skipped. The caller commits. A
+    concurrent writer that took the same seq makes this flush or that commit fail on
+    (case_id, seq) or (case_id, key): retry the whole transaction (append_events_retrying).
+    """
+    if not events:
+        return []
+    _lock_case(session, case_id)
+    keys = {e.key for e in events}
+    stored = set(
+        session.scalars(
+            select(CaseEvent.key).where(CaseEvent.case_id == case_id, CaseEvent.key.in_(keys))
+        )
+    )
+    last = session.execute(
+        select(CaseEvent.seq, CaseEvent.hash)
+        .where(CaseEvent.case_id == case_id)
+        .order_by(CaseEvent.seq.desc())
+        .limit(1)
+    ).first()
+    seq, prev_hash = (last.seq, last.hash) if last is not None else (0, GENESIS_HASH)
+
+    appended: list[CaseEvent] = []
+    for e in events:
+        if e.key in stored:
+            continue
+        stored.add(e.key)
+        seq += 1
+        # Through JSON and back: what is hashed is exactly what the database gives back.
+        data = json.loads(_canonical(e.data))
+        row = CaseEvent(
+            case_id=case_id,
+            seq=seq,
+            key=e.key,
+            at=_utc(e.at),
+            actor=e.actor,
+            kind=e.kind,
+            stage=e.stage,
+            data=data,
+            prev_hash=prev_hash,
+        )
+        row.hash = hash_of(row)
+        prev_hash = row.hash
+        session.add(row)
+        appended.append(row)
+    session.flush()
+    return appended
+
+
+def search_text(snapshot: CaseSnapshot) -> str:
+    words = [
+        snapshot.id,
+        snapshot.type,
+        snapshot.requester,
+        snapshot.assignee,
+        snapshot.stage,
+        snapshot.outcome,
+    ]
+    words += [v for v in snapshot.details.values() if isinstance(v, str)]
+    return " ".join(w for w in words if w).lower()
+
+
+def _row_values(snapshot: CaseSnapshot) -> dict[str, Any]:
+    return {
+        "type": snapshot.type,
+        "status": snapshot.status,
+        "stage": snapshot.stage,
+        "outcome": snapshot.outcome,
+        "requester": snapshot.requester,
+        "assignee": snapshot.assignee,
+        "team": snapshot.team,
+        "owner": snapshot.owner,
+        "due_at": snapshot.due_at,
+        "overdue": snapshot.overdue,
+        "escalation_level": snapshot.escalation_level,
+        "opened_at": snapshot.opened_at,
+        "updated_at": snapshot.updated_at,
+        "closed_at": snapshot.closed_at,
+        "details": dict(snapshot.details),
+        "links": [{"id": link.id, "relation": link.relation} for link in snapshot.links],
+        "parties": dict(snapshot.parties),
+        "policy_version": snapshot.policy_version,
+        "confidential": snapshot.confidential,
+        "search_text": search_text(snapshot),
+    }
+
+
+def upsert_case(session: Session, snapshot: CaseSnapshot) -> None:
+    """Insert or update the case row from the snapshot, bumping `version` when it changes.
+
+    The workflow's updated_at only moves forward, so a stored row with a later one came
+    from a newer snapshot, which a delayed retry must not undo. Writing the same
+    snapshot again changes nothing, not even `version`.
+    """
+    values = _row_values(snapshot)
+    row = session.get(Case, snapshot.id, with_for_update=True)
+    if row is None:
+        session.add(Case(id=snapshot.id, version=1, **values))
+    elif row.updated_at > snapshot.updated_at:
+        return
+    elif any(getattr(row, name) != value for name, value in values.items()):
+        for name, value in values.items():
+            setattr(row, name, value)
+        row.version += 1
+    session.flush()
+
+
+def in_transaction_retrying(
+    factory: sessionmaker[Session], work: Callable[[Session], T], attempts: int = 5
+) -> T:
+    """Run `work` in a fresh transaction, again on a lost race (unique key, lock, deadlock)."""
+    for attempt in range(1, attempts + 1):
+        try:
+            with factory.begin() as session:
+                return work(session)
+        except (IntegrityError, OperationalError):
+            if attempt == attempts:
+                raise
+            # Jitter, so writers that collided do not collide again in step.
+            time.sleep(random.uniform(0, 0.01 * attempt))
+    raise AssertionError("unreachable")
+
+
+def append_events_retrying(
+    factory: sessionmaker[Session],
+    case_id: str,
+    events: Sequence[EventIn],
+    attempts: int = 5,
+) -> list[CaseEvent]:
+    """append_events in its own transaction, retried if another writer took the seq."""
+    return in_transaction_retrying(factory, lambda s: append_events(s, case_id, events), attempts)
+
+
+class RecordActivities:
+    def __init__(self, db: Engine | sessionmaker[Session]) -> None:
+        self._sessions = sessionmaker(db, expire_on_commit=False) if isinstance(db, Engine) else db
+
+    @activity.defn(name="record")
+    def record(self, req: RecordRequest) -> None:
+        """Case row, then its events (they reference it), in one transaction."""
+
+        def work(session: Session) -> None:
+            upsert_case(session, req.case)
+            append_events(session, req.case.id, req.events)
+
+        in_transaction_retrying(self._sessions, work)

@@ -1,0 +1,162 @@
+"""The HTTP API of shared/API.md: thin routes over `app.service`.
+
+Every failure, FastAPI's own included (malformed JSON, unknown paths, wrong
+methods, oversized bodies), answers `{"error": {"code", "message"}}` with the
+contract's status, so a client has one shape to handle.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, FastAPI, Query, Request
+from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from app import health, service
+from app.bootstrap import Services, running
+from app.errors import Unauthorized
+from app.http_errors import install_error_handlers
+from app.limits import BodySizeLimit
+from app.schemas import (
+    Action,
+    CaseList,
+    CaseOut,
+    ErrorOut,
+    EventList,
+    Health,
+    Me,
+    OpenCase,
+)
+from app.settings import Settings
+from workflows.common import Actor
+
+MAX_BODY = 1024 * 1024  # 1 MiB: far above any real case, far below a memory problem
+
+ServicesFactory = Callable[[], AbstractAsyncContextManager[Services]]
+_bearer = HTTPBearer(auto_error=False, description="an API token from `casework users token`")
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorOut} for status in (400, 401, 403, 404, 409, 413, 422)
+}
+
+
+def get_services(request: Request) -> Services:
+    services: Services = request.app.state.services
+    return services
+
+
+Svc = Annotated[Services, Depends(get_services)]
+
+
+async def get_actor(
+    svc: Svc, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+) -> Actor:
+    if credentials is None:
+        raise Unauthorized("token: missing (send Authorization: Bearer <token>)")
+    return await service.authenticate(svc, token=credentials.credentials)
+
+
+Caller = Annotated[Actor, Depends(get_actor)]
+router = APIRouter(responses=_ERRORS)
+
+
+@router.get("/healthz", response_model=None, responses={200: {"model": Health}, 503: {}})
+async def healthz(svc: Svc) -> dict[str, str] | JSONResponse:
+    checks = await health.check(svc)
+    if all(checks.values()):
+        return {"status": "ok"}
+    down = ", ".join(name for name, ok in checks.items() if not ok)
+    return JSONResponse(
+        {"error": {"code": "unavailable", "message": f"not answering: {down}"}}, status_code=503
+    )
+
+
+@router.get("/api/me", response_model=None, responses={200: {"model": Me}})
+async def me(svc: Svc, actor: Caller) -> dict[str, Any]:
+    return await service.whoami(svc, actor=actor)
+
+
+@router.post(
+    "/api/cases", status_code=201, response_model=None, responses={201: {"model": CaseOut}}
+)
+async def open_case(svc: Svc, actor: Caller, body: OpenCase) -> dict[str, Any]:
+    return await service.open_case(svc, actor=actor, case_type=body.type, details=body.details)
+
+
+@router.get("/api/cases", response_model=None, responses={200: {"model": CaseList}})
+async def list_cases(
+    svc: Svc,
+    actor: Caller,
+    case_type: Annotated[str | None, Query(alias="type")] = None,
+    status: Annotated[str | None, Query(description="open or closed")] = None,
+    stage: str | None = None,
+    team: str | None = None,
+    assignee: Annotated[str | None, Query(description='"me" or an email')] = None,
+    overdue: bool | None = None,
+    q: Annotated[str | None, Query(description="words to search for")] = None,
+    limit: Annotated[int, Query(ge=1, le=service.MAX_LIMIT)] = service.DEFAULT_LIMIT,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> dict[str, Any]:
+    items, total = await service.list_cases(
+        svc,
+        actor=actor,
+        type=case_type,
+        status=status,
+        stage=stage,
+        team=team,
+        assignee=assignee,
+        overdue=overdue,
+        q=q,
+        limit=limit,
+        offset=offset,
+    )
+    return {"items": items, "total": total}
+
+
+@router.get("/api/cases/{case_id}", response_model=None, responses={200: {"model": CaseOut}})
+async def get_case(svc: Svc, actor: Caller, case_id: str) -> dict[str, Any]:
+    return await service.get_case(svc, actor=actor, case_id=case_id)
+
+
+@router.post(
+    "/api/cases/{case_id}/actions", response_model=None, responses={200: {"model": CaseOut}}
+)
+async def act(svc: Svc, actor: Caller, case_id: str, body: Action) -> dict[str, Any]:
+    return await service.act(
+        svc, actor=actor, case_id=case_id, action=body.action, fields=body.model_extra or {}
+    )
+
+
+@router.get(
+    "/api/cases/{case_id}/events", response_model=None, responses={200: {"model": EventList}}
+)
+async def events(svc: Svc, actor: Caller, case_id: str) -> dict[str, Any]:
+    return {"items": await service.case_events(svc, actor=actor, case_id=case_id)}
+
+
+def create_app(services_factory: ServicesFactory) -> FastAPI:
+    """The API, with its `Services` entered for the app's lifetime (tests pass their own)."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with services_factory() as services:
+            app.state.services = services
+            yield
+
+    app = FastAPI(
+        title="Casework",
+        summary="Case management for the Social Media Policy",
+        version="1",
+        lifespan=lifespan,
+    )
+    app.add_middleware(BodySizeLimit, limit=MAX_BODY)
+    install_error_handlers(app)
+    app.include_router(router)
+    return app
+
+
+def web_app(settings: Settings) -> FastAPI:
+    """The app `casework web` serves: real adapters, closed on shutdown."""
+    return create_app(lambda: running(settings))

@@ -1,0 +1,68 @@
+"""API tokens: issued once in the clear, stored only as their sha256.
+
+A stolen database yields no usable token; a person may hold several tokens
+(one per script or device) until each is revoked.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from datetime import UTC, datetime
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from app.errors import NotFound
+from models import ApiToken, Person
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def issue_token(session: Session, email: str) -> str:
+    """A new token for the person `email`; the caller commits. NotFound for an unknown person."""
+    email = email.strip().lower()
+    if session.get(Person, email) is None:
+        raise NotFound(f"email: no such person {email}")
+    token = secrets.token_urlsafe(32)
+    session.add(ApiToken(token_hash=token_hash(token), email=email, created_at=datetime.now(UTC)))
+    session.flush()
+    return token
+
+
+def person_for_token(session: Session, token: str) -> Person | None:
+    """The person holding this unrevoked token, or None (also when the person has left)."""
+    if not token:
+        return None
+    wanted = token_hash(token)
+    row = session.scalars(
+        select(ApiToken).where(ApiToken.token_hash == wanted, ApiToken.revoked_at.is_(None))
+    ).first()
+    # The lookup is by an index, which is not constant-time; comparing the digests again
+    # with compare_digest keeps the final decision free of timing differences.
+    if row is None or not hmac.compare_digest(row.token_hash, wanted):
+        return None
+    return session.get(Person, row.email)
+
+
+def revoke_token(session: Session, token: str) -> bool:
+    """Revoke one token; whether it was valid. The caller commits."""
+    result = session.execute(
+        update(ApiToken)
+        .where(ApiToken.token_hash == token_hash(token), ApiToken.revoked_at.is_(None))
+        .values(revoked_at=datetime.now(UTC))
+    )
+    return bool(getattr(result, "rowcount", 0))
+
+
+def revoke_all(session: Session, email: str) -> int:
+    """Revoke every token of `email` (someone leaves, or a laptop is lost); how many."""
+    result = session.execute(
+        update(ApiToken)
+        .where(ApiToken.email == email.strip().lower(), ApiToken.revoked_at.is_(None))
+        .values(revoked_at=datetime.now(UTC))
+    )
+    return int(getattr(result, "rowcount", 0))

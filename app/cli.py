@@ -1,0 +1,234 @@
+"""`casework`: the command line of shared/API.md.
+
+Case commands call the same service functions as the API, as the person named
+by `--as`, and print JSON. Every failure exits non-zero with one line on
+stderr, `casework: <field>: <reason>`, so scripts and people both can act on it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib
+import json
+import sys
+from collections.abc import Callable, Coroutine, Sequence
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import make_url
+from sqlalchemy.orm import Session
+
+from app.errors import ServiceError
+from app.policy import PolicyError
+from app.settings import Settings, SettingsError
+
+PROG = "casework"
+
+
+class CliError(Exception):
+    """A reason to stop, already worded for the person at the terminal."""
+
+
+# Failures whose message is already the whole story.
+EXPECTED = (ServiceError, SettingsError, PolicyError, CliError)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=PROG, description="Case management on Temporal.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    commands.add_parser("up", help="the whole embedded stack, in the foreground")
+    commands.add_parser("worker", help="one Temporal worker")
+    commands.add_parser("web", help="one web server")
+    commands.add_parser("migrate", help="apply database migrations")
+
+    people = commands.add_parser("people", help="the directory").add_subparsers(
+        dest="subcommand", required=True, metavar="SUBCOMMAND"
+    )
+    people.add_parser("import", help="load or update people from CSV").add_argument(
+        "file", metavar="FILE.csv"
+    )
+    users = commands.add_parser("users", help="API tokens").add_subparsers(
+        dest="subcommand", required=True, metavar="SUBCOMMAND"
+    )
+    users.add_parser("token", help="print a new API token").add_argument("email")
+
+    as_person = argparse.ArgumentParser(add_help=False)
+    as_person.add_argument("--as", dest="as_email", required=True, metavar="EMAIL")
+    cases = commands.add_parser("cases", help="cases, as --as EMAIL").add_subparsers(
+        dest="subcommand", required=True, metavar="SUBCOMMAND"
+    )
+    listing = cases.add_parser("list", parents=[as_person], help="cases you may see")
+    for name in ("type", "status", "stage", "team", "assignee", "q"):
+        listing.add_argument(f"--{name}")
+    listing.add_argument("--overdue", action=argparse.BooleanOptionalAction, default=None)
+    listing.add_argument("--limit", type=int, default=50)
+    listing.add_argument("--offset", type=int, default=0)
+    cases.add_parser("show", parents=[as_person], help="one case").add_argument("id")
+    opening = cases.add_parser("open", parents=[as_person], help="open a case")
+    opening.add_argument("type")
+    opening.add_argument("--json", dest="json_file", required=True, metavar="FILE")
+    acting = cases.add_parser("act", parents=[as_person], help="take an action on a case")
+    acting.add_argument("id")
+    acting.add_argument("action")
+    acting.add_argument("--json", dest="json_file", metavar="FILE", help="the action's fields")
+
+    audit = commands.add_parser("audit", help="the audit trail").add_subparsers(
+        dest="subcommand", required=True, metavar="SUBCOMMAND"
+    )
+    audit.add_parser("verify", help="check event hash chains").add_argument("id", nargs="?")
+    return parser
+
+
+def _read_json(path: str | None) -> Any:
+    """A JSON file's contents (`-` is stdin); {} when no file is given."""
+    if path is None:
+        return {}
+    text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        raise CliError(f"{path}: not valid JSON ({e.msg}, line {e.lineno})") from None
+
+
+def _print_json(value: Any) -> None:
+    print(json.dumps(value, indent=2, ensure_ascii=False))
+
+
+def _in_session(settings: Settings, work: Callable[[Session], Any]) -> Any:
+    from app.db import make_engine, session_factory
+
+    engine = make_engine(settings.database_url)
+    try:
+        with session_factory(engine).begin() as session:
+            return work(session)
+    finally:
+        engine.dispose()
+
+
+def _migrate(settings: Settings, args: argparse.Namespace) -> int:
+    from app.db import migrate
+
+    migrate(settings.database_url)
+    print(f"migrated {make_url(settings.database_url).render_as_string(hide_password=True)}")
+    return 0
+
+
+def _people_import(settings: Settings, args: argparse.Namespace) -> int:
+    from app.people import import_people
+
+    text = Path(args.file).read_text(encoding="utf-8")
+    result = _in_session(settings, lambda s: import_people(s, text))
+    print(f"created {result.created}, updated {result.updated}")
+    return 0
+
+
+def _users_token(settings: Settings, args: argparse.Namespace) -> int:
+    from app.auth import issue_token
+
+    print(_in_session(settings, lambda s: issue_token(s, args.email)))
+    return 0
+
+
+def _audit_verify(settings: Settings, args: argparse.Namespace) -> int:
+    from app.audit import verify
+
+    result = _in_session(settings, lambda s: verify(s, args.id))
+    if not result.ok:
+        raise CliError(f"audit: {result.first_problem}")
+    print(f"ok: {result.cases_checked} cases, {result.events_checked} events")
+    return 0
+
+
+async def _cases(settings: Settings, args: argparse.Namespace) -> int:
+    from app import service
+    from app.bootstrap import running
+
+    async with running(settings) as svc:
+        actor = await service.actor_for(svc, email=args.as_email)
+        if args.subcommand == "list":
+            items, total = await service.list_cases(
+                svc,
+                actor=actor,
+                type=args.type,
+                status=args.status,
+                stage=args.stage,
+                team=args.team,
+                assignee=args.assignee,
+                overdue=args.overdue,
+                q=args.q,
+                limit=args.limit,
+                offset=args.offset,
+            )
+            _print_json({"items": items, "total": total})
+        elif args.subcommand == "show":
+            _print_json(await service.get_case(svc, actor=actor, case_id=args.id))
+        elif args.subcommand == "open":
+            details = _read_json(args.json_file)
+            _print_json(
+                await service.open_case(svc, actor=actor, case_type=args.type, details=details)
+            )
+        else:
+            fields = _read_json(args.json_file)
+            _print_json(
+                await service.act(
+                    svc, actor=actor, case_id=args.id, action=args.action, fields=fields
+                )
+            )
+    return 0
+
+
+def _stack(name: str) -> Callable[[Settings, argparse.Namespace], int]:
+    def run(settings: Settings, args: argparse.Namespace) -> int:
+        # Imported here: it is heavy, and only these commands need it.
+        stack = importlib.import_module("app.stack")
+        outcome = getattr(stack, f"run_{name}")(settings)
+        if asyncio.iscoroutine(outcome):
+            outcome = asyncio.run(outcome)
+        return outcome if isinstance(outcome, int) else 0
+
+    return run
+
+
+def _async(
+    command: Callable[[Settings, argparse.Namespace], Coroutine[Any, Any, int]],
+) -> Callable[[Settings, argparse.Namespace], int]:
+    return lambda settings, args: asyncio.run(command(settings, args))
+
+
+COMMANDS: dict[tuple[str, str | None], Callable[[Settings, argparse.Namespace], int]] = {
+    ("up", None): _stack("up"),
+    ("worker", None): _stack("worker"),
+    ("web", None): _stack("web"),
+    ("migrate", None): _migrate,
+    ("people", "import"): _people_import,
+    ("users", "token"): _users_token,
+    ("audit", "verify"): _audit_verify,
+    **{("cases", sub): _async(_cases) for sub in ("list", "show", "open", "act")},
+}
+
+
+def _one_line(error: BaseException) -> str:
+    if isinstance(error, OSError) and error.strerror:
+        text = f"{error.filename}: {error.strerror}" if error.filename else error.strerror
+    elif isinstance(error, EXPECTED):
+        text = str(error)
+    else:  # a fault, not a refusal: its type helps whoever reads the report
+        text = f"{type(error).__name__}: {error}"
+    return " ".join(text.split())
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    command = COMMANDS[(args.command, getattr(args, "subcommand", None))]
+    try:
+        return command(Settings.from_env(), args)
+    except KeyboardInterrupt:
+        return 130
+    except Exception as error:  # every failure is one line; a traceback helps no operator
+        print(f"{PROG}: {_one_line(error)}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

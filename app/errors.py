@@ -1,0 +1,78 @@
+"""Errors the service layer raises, each with the HTTP status the API answers with.
+
+The service layer knows nothing of HTTP, but each failure has exactly one
+meaning in the contract (shared/API.md), so the status travels with the error
+and the API, the CLI and the tests all read the same thing.
+"""
+
+from __future__ import annotations
+
+from workflows.rules import CONFLICT, FORBIDDEN, INVALID, Refusal
+
+
+class ServiceError(Exception):
+    """A refusal or failure with a stable `code`, a message naming the field, and a status."""
+
+    code = "error"
+    status = 500
+
+    def __init__(self, message: str, *, code: str | None = None, status: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+        if status is not None:
+            self.status = status
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class BadRequest(ServiceError):
+    code, status = "bad_request", 400
+
+
+class Unauthorized(ServiceError):
+    code, status = "unauthorized", 401
+
+
+class Forbidden(ServiceError):
+    code, status = "forbidden", 403
+
+
+class NotFound(ServiceError):
+    code, status = "not_found", 404
+
+
+class Conflict(ServiceError):
+    code, status = "conflict", 409
+
+
+class Invalid(ServiceError):
+    code, status = "invalid", 422
+
+
+class Unavailable(ServiceError):
+    code, status = "unavailable", 503
+
+
+# Refusal codes (workflows.rules, and the `type` of a refused update's ApplicationError).
+_BY_REFUSAL: dict[str, type[ServiceError]] = {
+    FORBIDDEN: Forbidden,
+    CONFLICT: Conflict,
+    INVALID: Invalid,
+}
+REFUSAL_STATUS: dict[str, int] = {code: cls.status for code, cls in _BY_REFUSAL.items()}
+
+
+def is_refusal(code: str | None) -> bool:
+    return (code or "").lower() in _BY_REFUSAL
+
+
+def for_refusal(code: str, message: str) -> ServiceError:
+    """The error for a refusal code ("forbidden", "conflict", "invalid"); unknown ones are 422."""
+    return _BY_REFUSAL.get(code.lower(), Invalid)(message)
+
+
+def from_refusal(refusal: Refusal) -> ServiceError:
+    return for_refusal(refusal.code, refusal.message)

@@ -1,0 +1,256 @@
+"""Email rendering and message building: pure functions, no I/O but reading templates.
+
+Templates live in `templates/email/<kind>/{subject.txt,body.txt,body.html}` over a
+shared base. The notifications activity sends what these functions build.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.message import EmailMessage
+from email.utils import format_datetime
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
+MESSAGE_ID_DOMAIN = "casework"
+
+MAIL_KINDS = (
+    "opened",
+    "action_needed",
+    "reminder",
+    "escalation",
+    "decision",
+    "welfare",
+    "attestation_due",
+)
+# Mails that must not even say which case they come from (a welfare note to a
+# target's manager): no case id in the body, the Message-ID or any header.
+ANONYMOUS_KINDS = frozenset({"welfare"})
+REDACTED_STAGE = "needs attention"
+
+# Every variable a template may read, so a template typo fails loudly (StrictUndefined)
+# while a caller may leave out what it does not know.
+CONTEXT_DEFAULTS: dict[str, Any] = {
+    "case_id": "",
+    "case_type": "",
+    "stage": None,
+    "outcome": None,
+    "due_at": None,
+    "owner": None,
+    "recipient_name": "",
+    "level": 0,
+    "url": "",
+    "details": {},
+    "reason": "",
+    "overdue_by": "",
+    "colleague": "",
+}
+# What a confidential mail may still say: which case, where to look, and for an
+# escalation who is holding it up (the manager could not act without that).
+_CONFIDENTIAL_KEEP = frozenset({"case_id", "url", "recipient_name"})
+_CONFIDENTIAL_KEEP_BY_KIND = {"escalation": frozenset({"owner", "level"})}
+_ANONYMOUS_KEEP = frozenset({"recipient_name", "colleague"})
+
+_ACRONYMS = {"ipa": "IPA", "sac": "SAC", "sirt": "SIRT", "hr": "HR", "url": "URL", "urls": "URLs"}
+# RFC 5322 msg-id characters we pass through; everything else is escaped as =XX.
+_MSGID_SAFE = re.compile(r"[A-Za-z0-9_-]")
+
+
+@dataclass(frozen=True)
+class RenderedMail:
+    subject: str
+    text: str
+    html: str
+
+
+def make_template_env(path: Path | None = None) -> jinja2.Environment:
+    """The Jinja environment for emails: HTML autoescaped, undefined names fatal."""
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(path or TEMPLATES_DIR),
+        autoescape=jinja2.select_autoescape(
+            enabled_extensions=("html",), disabled_extensions=("txt",), default=True
+        ),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    env.filters["label"] = _label
+    env.filters["words"] = _words
+    env.filters["show"] = _show
+    env.filters["when"] = _when
+    return env
+
+
+def render_mail(
+    env: jinja2.Environment, kind: str, context: Mapping[str, Any], *, confidential: bool
+) -> RenderedMail:
+    """Subject (one line), text and HTML bodies of one email of `kind`."""
+    if kind not in MAIL_KINDS:
+        raise ValueError(f"unknown mail kind {kind!r}")
+    ctx = _template_context(kind, context, confidential=confidential)
+    subject = " ".join(env.get_template(f"email/{kind}/subject.txt").render(ctx).split())
+    text = env.get_template(f"email/{kind}/body.txt").render(ctx, subject=subject)
+    html = env.get_template(f"email/{kind}/body.html").render(ctx, subject=subject)
+    return RenderedMail(subject=subject, text=_tidy(text), html=html)
+
+
+def message_id(case_id: str, key: str, *, opaque: bool = False) -> str:
+    """The Message-ID of the mail about event `key` of a case: the same on every retry.
+
+    `opaque` hides which case it is (a hash of both), for anonymous mails.
+    """
+    if opaque:
+        digest = hashlib.sha256(f"{case_id}\0{key}".encode()).hexdigest()[:32]
+        return f"<{digest}@{MESSAGE_ID_DOMAIN}>"
+    return f"<{_msgid_part(case_id)}.{_msgid_part(key)}@{MESSAGE_ID_DOMAIN}>"
+
+
+def build_message(
+    *,
+    rendered: RenderedMail,
+    sender: str,
+    to: Sequence[str],
+    message_id: str,
+    case_id: str | None,
+    date: datetime | None = None,
+) -> EmailMessage:
+    """A multipart/alternative message; refuses CR or LF in any header (injection).
+
+    `case_id` None leaves out the headers that name the case (anonymous mails).
+    """
+    if not to:
+        raise ValueError("no recipients in the To header")
+    headers: list[tuple[str, str]] = [
+        ("From", sender),
+        *(("To", address) for address in to),
+        ("Subject", rendered.subject),
+        ("Message-ID", message_id),
+    ]
+    if case_id is not None:
+        headers.append(("X-Casework-Case", case_id))
+    for name, value in headers:
+        if "\r" in value or "\n" in value:
+            raise ValueError(f"CR or LF in the {name} header")
+
+    msg = EmailMessage()
+    msg["From"] = sender
+    msg["To"] = ", ".join(to)
+    msg["Subject"] = rendered.subject
+    msg["Date"] = format_datetime(date or datetime.now(UTC))
+    msg["Message-ID"] = message_id
+    # RFC 3834: stops out-of-office replies coming back to an unread mailbox.
+    msg["Auto-Submitted"] = "auto-generated"
+    if case_id is not None:
+        msg["X-Casework-Case"] = case_id
+        # Mail clients thread every email about one case together.
+        msg["References"] = f"<{_msgid_part(case_id)}@{MESSAGE_ID_DOMAIN}>"
+    msg.set_content(rendered.text)
+    msg.add_alternative(rendered.html, subtype="html")
+    return msg
+
+
+def _template_context(
+    kind: str, context: Mapping[str, Any], *, confidential: bool
+) -> dict[str, Any]:
+    ctx = {**CONTEXT_DEFAULTS, **context}
+    if kind in ANONYMOUS_KINDS:
+        keep: frozenset[str] = _ANONYMOUS_KEEP
+    elif confidential:
+        keep = _CONFIDENTIAL_KEEP | _CONFIDENTIAL_KEEP_BY_KIND.get(kind, frozenset())
+    else:
+        if not ctx["overdue_by"] and ctx["due_at"] and context.get("now"):
+            ctx["overdue_by"] = _overdue_by(ctx["due_at"], context["now"])
+        ctx["details"] = dict(ctx["details"] or {})
+        ctx["confidential"] = False
+        return ctx
+    # Redacted here, not just in the templates, so a template edit cannot leak.
+    redacted = {**CONTEXT_DEFAULTS, **{k: ctx[k] for k in keep}}
+    redacted["stage"] = REDACTED_STAGE
+    redacted["details"] = {}
+    redacted["confidential"] = True
+    return redacted
+
+
+def _tidy(text: str) -> str:
+    """Collapse the blank lines that optional template sections leave behind."""
+    lines = [line.rstrip() if line != "-- " else line for line in text.splitlines()]
+    out: list[str] = []
+    for line in lines:
+        if line == "" and (not out or out[-1] == ""):
+            continue
+        out.append(line)
+    while out and out[-1] == "":
+        out.pop()
+    return "\n".join(out) + "\n"
+
+
+def _msgid_part(value: str) -> str:
+    # Injective: "=" itself is escaped, so two different keys never share an id.
+    return "".join(c if _MSGID_SAFE.fullmatch(c) else f"={ord(c):02X}" for c in value)
+
+
+def _words(value: object) -> str:
+    """`sac_review` -> `SAC review`: a stage, type or outcome name inside a sentence."""
+    if value is None or value == "":
+        return ""
+    return " ".join(_ACRONYMS.get(w, w) for w in str(value).replace("_", " ").split())
+
+
+def _label(value: object) -> str:
+    """`account_kind` -> `Account kind`: a name at the start of a line."""
+    words = _words(value)
+    return words[:1].upper() + words[1:]
+
+
+def _show(value: object) -> str:
+    """A details value as a person reads it."""
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, Mapping):
+        return "; ".join(f"{_label(k)}: {_show(v)}" for k, v in value.items())
+    if isinstance(value, list | tuple | set | frozenset):
+        return ", ".join(_show(v) for v in value)
+    return str(value)
+
+
+def _parse_instant(value: object) -> datetime | None:
+    if isinstance(value, datetime):
+        instant = value
+    elif isinstance(value, str) and value:
+        try:
+            instant = datetime.fromisoformat(value)
+        except ValueError:
+            return None
+    else:
+        return None
+    return instant.replace(tzinfo=UTC) if instant.tzinfo is None else instant.astimezone(UTC)
+
+
+def _when(value: object) -> str:
+    """An ISO instant as `Monday 5 January 2026 at 17:00 UTC`; anything else as given."""
+    instant = _parse_instant(value)
+    if instant is None:
+        return "" if value is None else str(value)
+    return f"{instant:%A} {instant.day} {instant:%B %Y at %H:%M} UTC"
+
+
+def _overdue_by(due_at: object, now: object) -> str:
+    due, current = _parse_instant(due_at), _parse_instant(now)
+    if due is None or current is None or current <= due:
+        return ""
+    minutes = int((current - due).total_seconds() // 60)
+    days, rest = divmod(minutes, 24 * 60)
+    hours, minutes = divmod(rest, 60)
+    parts = [(days, "day"), (hours, "hour")] if days else [(hours, "hour"), (minutes, "minute")]
+    shown = [f"{n} {unit}{'' if n == 1 else 's'}" for n, unit in parts if n]
+    return ", ".join(shown) or "less than a minute"

@@ -1,0 +1,184 @@
+"""The policy file (TOML): service levels per case type and stage, and the holiday region.
+
+Read once at start-up; a malformed file stops start-up with a `PolicyError`
+naming the full key (`sla.<case_type>.<stage>.<key>`) and the reason, so an
+administrator can fix it without reading code. Each case copies the part it
+runs under (`Policy.for_case`), with `version` (the file's sha256), when it opens.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import tomllib
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from app.calendar import check_region
+from workflows.common import CasePolicy, StageDurations
+from workflows.durations import Duration, parse_duration
+
+# Every stage of DESIGN.md's table: each needs a section in the policy file.
+REQUIRED_STAGES: dict[str, tuple[str, ...]] = {
+    "ipa_approval": (
+        "manager_endorsement",
+        "sac_review",
+        "awaiting_info",
+        "awaiting_exception",
+        "active",
+    ),
+    "policy_exception": ("triage", "awaiting_info", "risk_assessment", "decision", "active"),
+    "abuse_investigation": ("triage", "investigation", "review"),
+    "disciplinary_referral": ("hr_review", "hearing", "appeal_window", "appeal"),
+}
+
+_COMMON_KEYS = ("sla", "remind", "escalate_every")
+# Stage-specific keys; every one of them is required where it is allowed.
+_EXTRA_KEYS: dict[tuple[str, str], tuple[str, ...]] = {
+    ("ipa_approval", "awaiting_info"): ("lapse",),
+    ("policy_exception", "awaiting_info"): ("lapse",),
+    ("ipa_approval", "active"): ("attest_every",),
+    ("policy_exception", "active"): ("expiry_notice",),
+}
+# A reminder at or after its deadline would never be useful: (earlier, later) pairs.
+_ORDERED = (("remind", "sla"), ("remind", "lapse"))
+# Only to compare two ISO durations: months differ in length, 30 days is close enough.
+_DAYS_PER_MONTH = 30
+
+
+class PolicyError(ValueError):
+    """The policy file is malformed; the message names the key and the reason."""
+
+
+@dataclass(frozen=True)
+class Policy:
+    version: str  # sha256 hex of the file's bytes
+    bank_holidays: str  # region code, e.g. "GB-ENG"
+    stages: dict[str, dict[str, StageDurations]]  # case type -> stage -> durations
+
+    def for_case(self, case_type: str) -> CasePolicy:
+        """The part a case of `case_type` runs under (a copy); KeyError for an unknown type."""
+        if case_type not in self.stages:
+            raise KeyError(f"no policy for case type {case_type!r}")
+        return CasePolicy(
+            version=self.version,
+            bank_holidays=self.bank_holidays,
+            stages={
+                name: replace(durations, extra=dict(durations.extra))
+                for name, durations in self.stages[case_type].items()
+            },
+        )
+
+
+def load_policy(path: Path) -> Policy:
+    """Read and check the policy file; PolicyError (prefixed with the path) if it is malformed."""
+    try:
+        raw = path.read_bytes()
+    except OSError as e:
+        raise PolicyError(f"{path}: cannot read the policy file: {e.strerror}") from e
+    try:
+        return parse_policy(raw)
+    except PolicyError as e:
+        raise PolicyError(f"{path}: {e}") from None
+
+
+def parse_policy(text: str | bytes) -> Policy:
+    """Check a policy file's contents and return the `Policy`; PolicyError if malformed."""
+    raw = text.encode("utf-8") if isinstance(text, str) else text
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as e:
+        raise PolicyError(f"the policy file is not UTF-8 text: {e}") from None
+    except tomllib.TOMLDecodeError as e:
+        raise PolicyError(f"the policy file is not valid TOML: {e}") from None
+    _reject_unknown(data, "", ("calendar", "sla"), "section")
+    calendar = _table(data, "calendar", "", default={})
+    _reject_unknown(calendar, "calendar.", ("bank_holidays",), "key")
+    region = calendar.get("bank_holidays", "GB-ENG")  # DESIGN: England and Wales by default
+    try:
+        check_region(region)
+    except ValueError as e:
+        raise PolicyError(f"calendar.bank_holidays: {e}") from None
+    sla = _table(data, "sla", "")
+    _reject_unknown(sla, "sla.", REQUIRED_STAGES, "case type")
+    stages: dict[str, dict[str, StageDurations]] = {}
+    for case_type, stage_names in REQUIRED_STAGES.items():
+        sections = _table(sla, case_type, "sla.")
+        _reject_unknown(sections, f"sla.{case_type}.", stage_names, f"stage of {case_type}")
+        stages[case_type] = {
+            stage: _stage(case_type, stage, _table(sections, stage, f"sla.{case_type}."))
+            for stage in stage_names
+        }
+    return Policy(hashlib.sha256(raw).hexdigest(), region, stages)
+
+
+def _table(
+    parent: dict[str, Any], name: str, prefix: str, default: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    if name not in parent:
+        if default is not None:
+            return default
+        raise PolicyError(f"{prefix}{name}: missing section")
+    value = parent[name]
+    if not isinstance(value, dict):
+        raise PolicyError(f"{prefix}{name}: must be a section ([{prefix}{name}]), not a value")
+    return value
+
+
+def _reject_unknown(table: dict[str, Any], prefix: str, allowed: Iterable[str], what: str) -> None:
+    allowed = tuple(allowed)
+    for name in table:
+        if name not in allowed:
+            raise PolicyError(
+                f"{prefix}{name}: unknown {what} (expected one of: {', '.join(allowed)})"
+            )
+
+
+def _stage(case_type: str, stage: str, table: dict[str, Any]) -> StageDurations:
+    prefix = f"sla.{case_type}.{stage}"
+    extras = _EXTRA_KEYS.get((case_type, stage), ())
+    _reject_unknown(table, f"{prefix}.", _COMMON_KEYS + extras, "key")
+    # Waiting on the requester stops the clock: that stage lapses instead of falling due.
+    required = ("remind", *extras) if stage == "awaiting_info" else ("sla", *extras)
+    for key in required:
+        if key not in table:
+            raise PolicyError(f"{prefix}.{key}: missing (required in this section)")
+    parsed = {key: _duration(f"{prefix}.{key}", value) for key, value in table.items()}
+    for earlier, later in _ORDERED:
+        both = earlier in parsed and later in parsed
+        if both and _shorter(parsed[earlier], parsed[later]) is False:
+            raise PolicyError(
+                f"{prefix}.{earlier}: {table[earlier]!r} must be shorter than "
+                f"{later} {table[later]!r}"
+            )
+    return StageDurations(
+        sla=table.get("sla"),
+        remind=table.get("remind"),
+        escalate_every=table.get("escalate_every"),
+        extra={key: table[key] for key in extras},
+    )
+
+
+def _duration(key: str, value: Any) -> Duration:
+    try:
+        duration = parse_duration(value)
+    except ValueError as e:
+        raise PolicyError(f"{key}: {e}") from None
+    if not duration.working_days and not duration.months and not duration.elapsed:
+        raise PolicyError(f"{key}: {value!r} must be longer than zero")
+    return duration
+
+
+def _shorter(a: Duration, b: Duration) -> bool | None:
+    """Whether `a` < `b`; None when one is working days and the other ISO (not comparable)."""
+    if a.working_days is not None and b.working_days is not None:
+        return a.working_days < b.working_days
+    if a.working_days is None and b.working_days is None:
+        return _approx_elapsed(a) < _approx_elapsed(b)
+    return None
+
+
+def _approx_elapsed(d: Duration) -> timedelta:
+    return d.elapsed + timedelta(days=_DAYS_PER_MONTH * d.months)

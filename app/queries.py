@@ -1,0 +1,102 @@
+"""Case lists in SQL: the filters of `GET /api/cases`, and who may see what.
+
+`app.views.view_of` decides for one case in Python; this says the same as a
+WHERE clause, so a list's `total` never counts, and no filter matches, a case
+the caller may not see. `tests/app/test_service.py` checks the two agree.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import ColumnElement, and_, false, func, or_, true
+
+from app.views import partial_viewers
+from models import Case
+from workflows.common import Actor
+from workflows.rules import CaseTypeRules
+
+
+@dataclass(frozen=True)
+class CaseFilter:
+    """The filters of a case list, checked; None means "any"."""
+
+    status: str | None = None
+    stage: str | None = None
+    team: str | None = None
+    assignee: str | None = None  # an email, "me" already resolved
+    overdue: bool | None = None
+    q: str | None = None
+
+
+def where(types: list[CaseTypeRules], actor: Actor, f: CaseFilter) -> ColumnElement[bool]:
+    """Cases of `types` that match `f` and that `actor` may see."""
+    # Fields an outline shows (API.md): filtering on them reveals nothing more.
+    shown: list[ColumnElement[bool]] = []
+    if f.status:
+        shown.append(Case.status == f.status)
+    if f.stage:
+        shown.append(Case.stage == f.stage)
+    hidden: list[ColumnElement[bool]] = []
+    if f.team:
+        hidden.append(Case.team == f.team)
+    if f.assignee:
+        # "Mine" is what is assigned to me or waits on me (a manager's endorsement).
+        hidden.append(or_(Case.assignee == f.assignee, Case.owner == f.assignee))
+    if f.overdue is not None:
+        hidden.append(Case.overdue.is_(f.overdue))
+    search = search_sql(f.q) if f.q and f.q.strip() else None
+    visible = [visible_sql(rules, actor, hidden=hidden, search=search) for rules in types]
+    return and_(or_(false(), *visible), *shown)
+
+
+def _holds_sql(who: str, actor: Actor, rules: CaseTypeRules) -> ColumnElement[bool]:
+    """`rules.holds` as a condition on the cases table."""
+    kind, _, name = who.partition(":")
+    if kind == "role":
+        return true() if name in actor.roles else false()
+    if kind == "lead":
+        return true() if f"{rules.team}_lead" in actor.roles else false()
+    if kind == "party":
+        if name == "requester":
+            return Case.requester == actor.email
+        party: ColumnElement[str] = Case.parties[name].as_string()
+        return party == actor.email
+    raise ValueError(f"party {who!r} cannot decide who sees a case")
+
+
+def _any(whos: tuple[str, ...], actor: Actor, rules: CaseTypeRules) -> ColumnElement[bool]:
+    return or_(false(), *(_holds_sql(w, actor, rules) for w in whos))
+
+
+def search_sql(q: str) -> tuple[ColumnElement[bool], ColumnElement[bool]]:
+    """`q=` as (condition on a whole case, condition on an outline): every word must match."""
+    words = q.lower().split()
+    whole = and_(true(), *(Case.search_text.contains(w, autoescape=True) for w in words))
+    outline = and_(true(), *(func.lower(Case.id).contains(w, autoescape=True) for w in words))
+    return whole, outline
+
+
+def visible_sql(
+    rules: CaseTypeRules,
+    actor: Actor,
+    *,
+    hidden: list[ColumnElement[bool]],
+    search: tuple[ColumnElement[bool], ColumnElement[bool]] | None = None,
+) -> ColumnElement[bool]:
+    """Cases of `rules.type` the actor may see that match the filters.
+
+    `hidden` filters read fields an outline does not show (team, assignee,
+    overdue): a case seen only in outline never matches them, or a count would
+    give those fields away. `search` is `search_sql(q)`: an outline matches on
+    its id only.
+    """
+    of_type = Case.type == rules.type
+    whole_filters = [*hidden, *(search[:1] if search else ())]
+    if not rules.confidential:
+        return and_(of_type, *whole_filters)
+    whole = and_(_any(rules.full_viewers, actor, rules), *whole_filters)
+    if hidden:
+        return and_(of_type, whole)
+    outline = and_(_any(partial_viewers(rules), actor, rules), *(search[1:] if search else ()))
+    return and_(of_type, or_(whole, outline))

@@ -1,0 +1,276 @@
+"""The service layer: what a person may do with cases, for the API, the CLI and the pages.
+
+Each function takes keyword-only arguments, owns its transaction and raises
+`app.errors.ServiceError`s; none knows of HTTP. Workflows own each case's
+state and rules: opening and actions go to Temporal, while reads come from the
+read model the workflows keep. Who is asking is `app.identity`'s part.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+from uuid import uuid4
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+from temporalio.client import WorkflowUpdateFailedError
+from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
+
+from activities.directory import manager_of
+from activities.records import append_events_retrying
+from app import queries
+from app.bootstrap import Services
+from app.case_ids import next_case_id
+from app.errors import (
+    Conflict,
+    Forbidden,
+    Invalid,
+    NotFound,
+    ServiceError,
+    for_refusal,
+    from_refusal,
+    is_refusal,
+)
+from app.identity import actor_for, authenticate, whoami
+from app.queries import CaseFilter
+from app.settings import Settings
+from app.temporal import temporal_errors
+from app.views import View, case_json, event_json, snapshot_of, view_of
+from models import Case, CaseEvent
+from workflows import ipa_types
+from workflows.common import CLOSED, OPEN, ActionRequest, Actor, CaseInput, CaseSnapshot, EventIn
+from workflows.registry import ACT_UPDATE, CASE_TYPES, OPENED_UPDATE
+from workflows.rules import CaseTypeRules, Refusal, clean_fields
+
+__all__ = [
+    "act",
+    "actor_for",
+    "authenticate",
+    "case_events",
+    "get_case",
+    "list_cases",
+    "open_case",
+    "whoami",
+]
+
+DEFAULT_LIMIT, MAX_LIMIT = 50, 200
+CLOSED_MESSAGE = "case is closed"
+
+# Per case type: the policy's reason to refuse a request before anything starts.
+Intake = Callable[[dict[str, Any], Settings], Refusal | None]
+INTAKE: dict[str, Intake] = {
+    ipa_types.TYPE: lambda details, s: ipa_types.intake_refusal(details, s.org_email_domains),
+}
+
+
+def _rules(case_type: str | None) -> CaseTypeRules:
+    rules = CASE_TYPES.get(case_type or "")
+    if rules is None:
+        raise Invalid(f"type: unknown case type {case_type!r} (one of {', '.join(CASE_TYPES)})")
+    return rules
+
+
+async def open_case(
+    svc: Services, *, actor: Actor, case_type: str, details: dict[str, Any]
+) -> dict[str, Any]:
+    """Start a case and return it once its opening is recorded. Refused intake starts nothing."""
+    rules = _rules(case_type)
+    if not isinstance(details, dict):
+        raise Invalid("details: expected an object")
+    try:
+        cleaned = clean_fields(rules.details, details)
+        intake = INTAKE.get(rules.type)
+        refusal = intake(cleaned, svc.settings) if intake else None
+    except Refusal as r:
+        refusal = r
+    if refusal is not None:
+        raise from_refusal(_in_details(refusal))
+    now = datetime.now(UTC)
+
+    def allocate(session: Session) -> tuple[str, str | None]:
+        return next_case_id(session, rules.prefix, now.year), manager_of(session, actor.email)
+
+    # Committed before the workflow starts: the counter's lock is not held across Temporal.
+    case_id, manager = await svc.run(allocate)
+    parties = {"requester": actor.email}
+    if manager:
+        parties["requester_manager"] = manager
+    snapshot = CaseSnapshot(
+        id=case_id,
+        type=rules.type,
+        status=OPEN,
+        stage=rules.stages[0],
+        requester=actor.email,
+        opened_at=now,
+        updated_at=now,
+        team=rules.team,
+        details=cleaned,
+        parties=parties,
+        policy_version=svc.policy.version,
+        confidential=rules.confidential,
+    )
+    with temporal_errors():
+        try:
+            handle = await svc.client.start_workflow(
+                rules.workflow,
+                CaseInput(case=snapshot, policy=svc.policy.for_case(rules.type)),
+                id=case_id,
+                task_queue=svc.settings.task_queue,
+            )
+        except WorkflowAlreadyStartedError as e:
+            raise Conflict(f"id: case {case_id} already exists") from e
+        opened = await handle.execute_update(OPENED_UPDATE, result_type=CaseSnapshot)
+    return case_json(rules, opened, actor, view_of(rules, opened, actor) or "partial")
+
+
+def _in_details(refusal: Refusal) -> Refusal:
+    """Name a details field as the request names it: `details.account_kind`."""
+    if refusal.field and not refusal.message.startswith("details."):
+        return Refusal(refusal.code, f"details.{refusal.message}", f"details.{refusal.field}")
+    return refusal
+
+
+async def list_cases(
+    svc: Services,
+    *,
+    actor: Actor,
+    type: str | None = None,
+    status: str | None = None,
+    stage: str | None = None,
+    team: str | None = None,
+    assignee: str | None = None,
+    overdue: bool | None = None,
+    q: str | None = None,
+    limit: int = DEFAULT_LIMIT,
+    offset: int = 0,
+) -> tuple[list[dict[str, Any]], int]:
+    """(cases, total) newest first, only those the actor may see (see app.queries)."""
+    types = [_rules(type)] if type else list(CASE_TYPES.values())
+    if status not in (None, OPEN, CLOSED):
+        raise Invalid(f"status: must be {OPEN} or {CLOSED}")
+    if not 1 <= limit <= MAX_LIMIT:
+        raise Invalid(f"limit: must be between 1 and {MAX_LIMIT}")
+    if offset < 0:
+        raise Invalid("offset: must be 0 or more")
+    f = CaseFilter(
+        status=status,
+        stage=stage,
+        team=team,
+        assignee=actor.email if assignee == "me" else (assignee or "").strip().lower() or None,
+        overdue=overdue,
+        q=q,
+    )
+    condition = queries.where(types, actor, f)
+
+    def work(session: Session) -> tuple[list[Case], int]:
+        total = session.scalar(select(func.count()).select_from(Case).where(condition)) or 0
+        rows = session.scalars(
+            select(Case)
+            .where(condition)
+            .order_by(Case.opened_at.desc(), Case.id.desc())
+            .limit(limit)
+            .offset(offset)
+        )
+        return list(rows), total
+
+    rows, total = await svc.run(work)
+    items = []
+    for row in rows:
+        rules, case = CASE_TYPES[row.type], snapshot_of(row)
+        view = view_of(rules, case, actor)
+        if view is not None:  # the SQL above already agrees; never show more than Python would
+            items.append(case_json(rules, case, actor, view))
+    return items, total
+
+
+async def _load(svc: Services, case_id: str) -> tuple[CaseTypeRules, CaseSnapshot]:
+    row = await svc.run(lambda s: s.get(Case, case_id))
+    rules = CASE_TYPES.get(row.type) if row is not None else None
+    if row is None or rules is None:
+        raise NotFound(f"case: no such case {case_id}")
+    return rules, snapshot_of(row)
+
+
+async def _visible_case(
+    svc: Services, actor: Actor, case_id: str
+) -> tuple[CaseTypeRules, CaseSnapshot, View]:
+    """(rules, case, view) from the read model; NotFound also for a case hidden from the actor."""
+    rules, case = await _load(svc, case_id)
+    view = view_of(rules, case, actor)
+    if view is None:
+        raise NotFound(f"case: no such case {case_id}")
+    return rules, case, view
+
+
+async def get_case(svc: Services, *, actor: Actor, case_id: str) -> dict[str, Any]:
+    rules, case, view = await _visible_case(svc, actor, case_id)
+    return case_json(rules, case, actor, view)
+
+
+async def case_events(svc: Services, *, actor: Actor, case_id: str) -> list[dict[str, Any]]:
+    """The audit trail, oldest first: only for those who may see the whole case."""
+    _, _, view = await _visible_case(svc, actor, case_id)
+    if view != "whole":
+        raise Forbidden(f"actor: {actor.email} may not read the events of {case_id}")
+    query = select(CaseEvent).where(CaseEvent.case_id == case_id).order_by(CaseEvent.seq)
+    events = await svc.run(lambda s: list(s.scalars(query)))
+    return [event_json(e) for e in events]
+
+
+async def act(
+    svc: Services, *, actor: Actor, case_id: str, action: str, fields: dict[str, Any]
+) -> dict[str, Any]:
+    """Take one action; the case after it. A refusal is recorded in the audit trail too."""
+    if not isinstance(action, str) or not action:
+        raise Invalid("action: required")
+    if not isinstance(fields, dict):
+        raise Invalid("fields: expected an object")
+    rules, case = await _load(svc, case_id)
+    if view_of(rules, case, actor) is None:
+        # Recorded as what it is, answered as if the case did not exist.
+        hidden = Forbidden(f"actor: {actor.email} may not see {case_id}")
+        await _refused(svc, actor, case, action, hidden)
+        raise NotFound(f"case: no such case {case_id}")
+    if case.status != OPEN:
+        raise await _refused(svc, actor, case, action, Conflict(CLOSED_MESSAGE))
+    handle = svc.client.get_workflow_handle(case_id)
+    request = ActionRequest(action=action, actor=actor, fields=dict(fields))
+    with temporal_errors():
+        try:
+            after = await handle.execute_update(ACT_UPDATE, request, result_type=CaseSnapshot)
+        except WorkflowUpdateFailedError as e:
+            cause = e.cause
+            # Anything but the validator's refusal is a fault, not an answer.
+            if not isinstance(cause, ApplicationError) or not is_refusal(cause.type):
+                raise
+            refusal = for_refusal(cause.type or "", cause.message)
+            raise await _refused(svc, actor, case, action, refusal) from None
+        except RPCError as e:
+            # NOT_FOUND: the workflow has completed since the read model last heard of it.
+            if e.status != RPCStatusCode.NOT_FOUND:
+                raise
+            raise await _refused(svc, actor, case, action, Conflict(CLOSED_MESSAGE)) from e
+    return case_json(rules, after, actor, view_of(rules, after, actor) or "partial")
+
+
+async def _refused(
+    svc: Services, actor: Actor, case: CaseSnapshot, action: str, error: ServiceError
+) -> ServiceError:
+    """Write a refused attempt to the case's audit trail; the error to raise.
+
+    A refused update leaves nothing in Temporal's history, so this is its only record.
+    """
+    event = EventIn(
+        key=f"refused:{uuid4().hex}",
+        kind="refused",
+        actor=actor.email,
+        at=datetime.now(UTC),
+        stage=case.stage,
+        data={"action": action, "code": error.code, "reason": error.message},
+    )
+    await asyncio.to_thread(append_events_retrying, svc.sessions, case.id, [event])
+    return error

@@ -1,0 +1,194 @@
+"""Settings from `CASEWORK_*` environment variables, validated once at start-up.
+
+`Settings.from_env()` is the one way to build them; tests pass a plain dict.
+A variable set to an empty string counts as unset, as shells and compose
+files make that easy to do by accident. Defaults are those of API.md.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from email.utils import parseaddr
+from pathlib import Path
+from typing import NoReturn
+from urllib.parse import urlsplit
+
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+DEFAULT_POLICY_FILE = Path(__file__).with_name("default_policy.toml")
+_PREFIX = "CASEWORK_"
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off")
+_LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
+_DOMAIN = re.compile(rf"^{_LABEL}(?:\.{_LABEL})*$")
+
+
+class SettingsError(ValueError):
+    """A setting is malformed; the message names the variable and the reason."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path  # absolute
+    database_url: str
+    temporal_address: str | None  # None: run the embedded dev server
+    temporal_namespace: str
+    task_queue: str
+    temporal_tls_cert: str | None  # path of a PEM client certificate, with the key
+    temporal_tls_key: str | None  # path of its PEM private key
+    temporal_api_key: str | None
+    smtp_host: str | None  # None: run the embedded mail catcher
+    smtp_port: int
+    smtp_username: str | None
+    smtp_password: str | None
+    smtp_starttls: bool
+    mail_from: str
+    policy_file: Path
+    org_email_domains: tuple[str, ...]
+    http_host: str
+    http_port: int
+    base_url: str  # no trailing slash
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] = os.environ) -> Settings:
+        """Read and check every setting; SettingsError names the first bad one."""
+        data_dir = Path(_get(env, "DATA_DIR") or ".casework").expanduser().resolve()
+        temporal_address = _get(env, "TEMPORAL_ADDRESS")
+        tls_cert, tls_key = _get(env, "TEMPORAL_TLS_CERT"), _get(env, "TEMPORAL_TLS_KEY")
+        api_key = _get(env, "TEMPORAL_API_KEY")
+        smtp_user, smtp_password = _get(env, "SMTP_USERNAME"), _get(env, "SMTP_PASSWORD")
+        starttls = _bool(env, "SMTP_STARTTLS")
+        http_host = _get(env, "HTTP_HOST") or "127.0.0.1"
+        if re.search(r"[\s/]", http_host):
+            _fail("HTTP_HOST", f"must be a host name or address, not {http_host!r}")
+        http_port = _port(env, "HTTP_PORT", 8000)
+
+        if data_dir.exists() and not data_dir.is_dir():
+            _fail("DATA_DIR", f"is not a directory: {data_dir}")
+        if temporal_address is not None:
+            _check_address(temporal_address)
+        _together("TEMPORAL_TLS_CERT", tls_cert, "TEMPORAL_TLS_KEY", tls_key)
+        for name, value in (("TEMPORAL_TLS_CERT", tls_cert), ("TEMPORAL_TLS_KEY", tls_key)):
+            if value is not None and not Path(value).is_file():
+                _fail(name, f"no such file: {value}")
+        for name, value in (("TEMPORAL_TLS_CERT", tls_cert), ("TEMPORAL_API_KEY", api_key)):
+            if value is not None and temporal_address is None:
+                _fail(name, "needs CASEWORK_TEMPORAL_ADDRESS (the embedded server takes neither)")
+        _together("SMTP_USERNAME", smtp_user, "SMTP_PASSWORD", smtp_password)
+
+        policy_file = Path(_get(env, "POLICY_FILE") or DEFAULT_POLICY_FILE).expanduser()
+        if not policy_file.is_file():
+            _fail("POLICY_FILE", f"no such file: {policy_file}")
+
+        return cls(
+            data_dir=data_dir,
+            database_url=_database_url(env, data_dir),
+            temporal_address=temporal_address,
+            temporal_namespace=_get(env, "TEMPORAL_NAMESPACE") or "default",
+            task_queue=_get(env, "TASK_QUEUE") or "casework",
+            temporal_tls_cert=tls_cert,
+            temporal_tls_key=tls_key,
+            temporal_api_key=api_key,
+            smtp_host=_get(env, "SMTP_HOST"),
+            smtp_port=_port(env, "SMTP_PORT", 587 if starttls else 25),
+            smtp_username=smtp_user,
+            smtp_password=smtp_password,
+            smtp_starttls=starttls,
+            mail_from=_mail_from(env),
+            policy_file=policy_file,
+            org_email_domains=_domains(env),
+            http_host=http_host,
+            http_port=http_port,
+            base_url=_base_url(env, http_host, http_port),
+        )
+
+
+def _fail(name: str, reason: str) -> NoReturn:
+    raise SettingsError(f"{_PREFIX}{name}: {reason}")
+
+
+def _together(name_a: str, a: str | None, name_b: str, b: str | None) -> None:
+    if (a is None) != (b is None):
+        missing, given = (name_a, name_b) if a is None else (name_b, name_a)
+        _fail(missing, f"must be set too when {_PREFIX}{given} is")
+
+
+def _get(env: Mapping[str, str], name: str) -> str | None:
+    return env.get(_PREFIX + name, "").strip() or None
+
+
+def _bool(env: Mapping[str, str], name: str) -> bool:
+    raw = (_get(env, name) or "false").lower()
+    if raw not in _TRUE + _FALSE:
+        _fail(name, f"must be true or false, not {raw!r}")
+    return raw in _TRUE
+
+
+def _port(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = _get(env, name)
+    if raw is None:
+        return default
+    if not re.fullmatch(r"[0-9]{1,5}", raw) or not 1 <= int(raw) <= 65535:
+        _fail(name, "must be a whole number 1-65535")
+    return int(raw)
+
+
+def _check_address(address: str) -> None:
+    host, _, port = address.rpartition(":")
+    valid_port = re.fullmatch(r"[0-9]{1,5}", port) and 1 <= int(port) <= 65535
+    if not host or not valid_port or re.search(r"[\s/]", host):
+        _fail(
+            "TEMPORAL_ADDRESS",
+            f"must be host:port, e.g. temporal.example.org:7233, not {address!r}",
+        )
+
+
+def _database_url(env: Mapping[str, str], data_dir: Path) -> str:
+    url = _get(env, "DATABASE_URL")
+    if url is None:
+        return f"sqlite:///{data_dir / 'casework.db'}"
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError):
+        _fail("DATABASE_URL", "is not a database URL (sqlite:///PATH or postgresql+psycopg://…)")
+    if parsed.get_backend_name() not in ("sqlite", "postgresql"):
+        _fail("DATABASE_URL", f"must be SQLite or PostgreSQL, not {parsed.get_backend_name()!r}")
+    if parsed.drivername == "postgresql":  # SQLAlchemy's default driver is psycopg2, not installed
+        _fail("DATABASE_URL", "use postgresql+psycopg:// (the psycopg 3 driver)")
+    return url
+
+
+def _mail_from(env: Mapping[str, str]) -> str:
+    value = _get(env, "MAIL_FROM") or "casework@localhost"
+    local, _, domain = parseaddr(value)[1].rpartition("@")
+    if not local or not domain or re.search(r"\s", local + domain):
+        _fail("MAIL_FROM", f"must be an email address, not {value!r}")
+    return value
+
+
+def _domains(env: Mapping[str, str]) -> tuple[str, ...]:
+    raw = _get(env, "ORG_EMAIL_DOMAINS") or "dwp.gov.uk"
+    domains = tuple(d.strip().lower() for d in raw.split(",") if d.strip())
+    for domain in domains:
+        if not _DOMAIN.match(domain):
+            _fail("ORG_EMAIL_DOMAINS", f"{domain!r} is not a domain name (e.g. dwp.gov.uk)")
+    if not domains:
+        _fail("ORG_EMAIL_DOMAINS", "must name at least one domain")
+    return domains
+
+
+def _base_url(env: Mapping[str, str], host: str, port: int) -> str:
+    url = _get(env, "BASE_URL")
+    if url is None:
+        return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # e.g. an unclosed IPv6 bracket
+        parts = urlsplit("")
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        _fail("BASE_URL", f"must be an http:// or https:// URL, not {url!r}")
+    return url.rstrip("/")

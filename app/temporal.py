@@ -1,0 +1,60 @@
+"""The Temporal client the service layer (and the worker) use, built from settings."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from temporalio.client import Client
+from temporalio.service import RPCError, RPCStatusCode, TLSConfig
+
+from app.errors import Unavailable
+from app.settings import Settings
+
+# Where `casework up` starts the embedded dev server when no address is configured.
+EMBEDDED_ADDRESS = "127.0.0.1:7233"
+
+
+def tls_config(settings: Settings) -> TLSConfig | bool:
+    """mTLS with a client certificate; plain TLS for an API key (Temporal Cloud); else none.
+
+    Settings has already checked that the certificate and key come together.
+    """
+    if settings.temporal_tls_cert and settings.temporal_tls_key:
+        return TLSConfig(
+            client_cert=Path(settings.temporal_tls_cert).read_bytes(),
+            client_private_key=Path(settings.temporal_tls_key).read_bytes(),
+        )
+    # An API key is a bearer credential: never send it in the clear.
+    return settings.temporal_api_key is not None
+
+
+async def connect(settings: Settings, *, lazy: bool = False) -> Client:
+    """A client for the configured cluster, or the embedded dev server.
+
+    `lazy` defers connecting to the first call, so a web process can start (and
+    answer 503 on /healthz) before Temporal does; a Worker needs an eager client.
+    """
+    return await Client.connect(
+        settings.temporal_address or EMBEDDED_ADDRESS,
+        namespace=settings.temporal_namespace,
+        api_key=settings.temporal_api_key,
+        tls=tls_config(settings),
+        lazy=lazy,
+    )
+
+
+@contextmanager
+def temporal_errors() -> Iterator[None]:
+    """Temporal out of reach is a 503, not a crash."""
+    try:
+        yield
+    except RPCError as e:
+        if e.status in (RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED):
+            raise Unavailable(f"temporal: {e.message}") from e
+        raise
+    except RuntimeError as e:
+        if str(e).startswith("Failed client connect"):  # a lazy client's first call
+            raise Unavailable(f"temporal: {e}") from e
+        raise

@@ -1,0 +1,97 @@
+"""The read model: one row per case, and its append-only, hash-chained event log.
+
+The workflow is the source of truth for a case's state; these rows serve lists,
+search and dashboards, and the event log is the audit trail.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from models.base import Base, Timestamp
+
+
+class Case(Base):
+    __tablename__ = "cases"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    type: Mapped[str] = mapped_column(String(40))
+    status: Mapped[str] = mapped_column(String(10))
+    stage: Mapped[str] = mapped_column(String(40))
+    outcome: Mapped[str | None] = mapped_column(String(40))
+    requester: Mapped[str] = mapped_column(String(320), index=True)
+    assignee: Mapped[str | None] = mapped_column(String(320), index=True)
+    team: Mapped[str | None] = mapped_column(String(40))
+    owner: Mapped[str | None] = mapped_column(String(320))
+    due_at: Mapped[datetime | None]
+    overdue: Mapped[bool] = mapped_column(Boolean, default=False)
+    escalation_level: Mapped[int] = mapped_column(Integer, default=0)
+    opened_at: Mapped[Timestamp]
+    updated_at: Mapped[Timestamp]
+    closed_at: Mapped[datetime | None]
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    links: Mapped[list[dict[str, str]]] = mapped_column(JSON, default=list)
+    parties: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
+    policy_version: Mapped[str] = mapped_column(String(64), default="")
+    confidential: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Lower-cased words of id, details and parties, for `q=` search.
+    search_text: Mapped[str] = mapped_column(Text, default="")
+    # Bumped by every write, so an older snapshot never overwrites a newer one.
+    version: Mapped[int] = mapped_column(Integer, default=0)
+
+    __table_args__ = (
+        Index("ix_cases_status_due_at", "status", "due_at"),
+        Index("ix_cases_type_status_stage", "type", "status", "stage"),
+        Index("ix_cases_opened_at", "opened_at"),
+    )
+
+
+class CaseCounter(Base):
+    """Allocates case numbers: IPA-2026-000001 and so on."""
+
+    __tablename__ = "case_counters"
+
+    prefix: Mapped[str] = mapped_column(String(20), primary_key=True)
+    last: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class CaseEvent(Base):
+    __tablename__ = "case_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    case_id: Mapped[str] = mapped_column(String(40), ForeignKey("cases.id"))
+    seq: Mapped[int] = mapped_column(Integer)
+    # Who wrote it decides the key (workflow event, mail, refused attempt): a retry
+    # carries the same key and so appends nothing.
+    key: Mapped[str] = mapped_column(String(80))
+    at: Mapped[Timestamp]
+    actor: Mapped[str] = mapped_column(String(320))
+    kind: Mapped[str] = mapped_column(String(40))
+    stage: Mapped[str | None] = mapped_column(String(40))
+    data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+
+    __table_args__ = (
+        UniqueConstraint("case_id", "seq", name="uq_case_events_case_id_seq"),
+        UniqueConstraint("case_id", "key", name="uq_case_events_case_id_key"),
+    )
+
+
+class SentMail(Base):
+    """One row per Message-ID sent: the guard that stops a retry mailing twice."""
+
+    __tablename__ = "sent_mail"
+
+    message_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    case_id: Mapped[str] = mapped_column(String(40), index=True)
+    kind: Mapped[str] = mapped_column(String(40))
+    recipients: Mapped[str] = mapped_column(Text)
+    subject: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(20))
+    detail: Mapped[str] = mapped_column(Text, default="")
+    sent_at: Mapped[Timestamp]

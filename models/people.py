@@ -1,0 +1,37 @@
+"""The directory: people, their managers and roles, and their API tokens."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import ForeignKey, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from models.base import Base, Email, Timestamp
+
+
+class Person(Base):
+    __tablename__ = "people"
+
+    email: Mapped[Email] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    manager_email: Mapped[str | None] = mapped_column(
+        String(320), ForeignKey("people.email", use_alter=True), index=True
+    )
+    # `;`-separated role names, as in the CSV: small, and read with the person.
+    roles: Mapped[str] = mapped_column(String(200), default="")
+
+    @property
+    def role_list(self) -> list[str]:
+        return [r for r in self.roles.split(";") if r]
+
+
+class ApiToken(Base):
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    # sha256 of the token: a stolen database yields no usable token.
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    email: Mapped[Email] = mapped_column(ForeignKey("people.email"), index=True)
+    created_at: Mapped[Timestamp]
+    revoked_at: Mapped[datetime | None]

@@ -1,0 +1,127 @@
+"""Fixtures for the service, API and CLI tests: people, and `Services` two ways.
+
+`services` is the real thing on the time-skipping server with a worker on its
+own task queue; `offline_services` has a Temporal client that fails any call,
+for what must never reach Temporal (refused intake, reads, authentication).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import Any, cast
+
+import pytest
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from app.bootstrap import Services
+from app.db import session_factory
+from app.people import import_people
+from app.policy import load_policy
+from app.settings import Settings
+from models import CaseCounter
+from tests.fixtures_temporal import (  # noqa: F401 - fixtures, used by name
+    settings,
+    smtp_sink,
+    temporal_client,
+    time_skipping_env,
+)
+from worker import build_worker
+from workflows.registry import CASE_TYPES
+
+PEOPLE = """email,name,manager_email,roles
+ceo@dwp.gov.uk,Chief Executive,,
+manager@dwp.gov.uk,Line Manager,ceo@dwp.gov.uk,
+employee@dwp.gov.uk,Employee,manager@dwp.gov.uk,
+loner@dwp.gov.uk,No Manager,,
+officer@dwp.gov.uk,SAC Officer,saclead@dwp.gov.uk,sac
+saclead@dwp.gov.uk,SAC Lead,ceo@dwp.gov.uk,sac;sac_lead
+sirt@dwp.gov.uk,Investigator,ceo@dwp.gov.uk,sirt
+auditor@dwp.gov.uk,Auditor,ceo@dwp.gov.uk,auditor
+"""
+
+
+class NoTemporal:
+    """Stands in for a Temporal client that must not be used: any call fails the test."""
+
+    calls: list[str]
+
+    def __init__(self) -> None:
+        self.calls = []
+
+    def __getattr__(self, name: str) -> Any:
+        self.calls.append(name)
+        raise AssertionError(f"Temporal was called: {name}")
+
+
+@pytest.fixture
+def people(sessions: sessionmaker[Session]) -> None:
+    with sessions.begin() as session:
+        import_people(session, PEOPLE)
+
+
+@pytest.fixture
+def offline_services(settings: Settings, engine: Engine, people: None) -> Services:  # noqa: F811
+    return Services(
+        settings=settings,
+        sessions=session_factory(engine),
+        client=cast(Client, NoTemporal()),
+        policy=load_policy(settings.policy_file),
+    )
+
+
+@pytest.fixture
+async def worker(
+    temporal_client: Client,  # noqa: F811
+    settings: Settings,  # noqa: F811
+    engine: Engine,
+) -> AsyncIterator[Worker]:
+    """A real worker on a task queue of its own, whose activity threads have all finished
+    before the database goes: a thread still holding a connection when the engine is
+    disposed would leak it (and PostgreSQL's `DROP DATABASE ... FORCE` then cuts it)."""
+    w = build_worker(
+        temporal_client, settings=settings, engine=engine, task_queue=f"test-{uuid.uuid4().hex[:8]}"
+    )
+    async with w:
+        yield w
+    executor = w.config().get("activity_executor")
+    if executor is not None:
+        await asyncio.to_thread(executor.shutdown, wait=True)
+
+
+# The Temporal server outlives each test's database: start every test's case numbers
+# somewhere new, or a fresh counter would reuse a workflow ID an earlier test left running.
+_NUMBER_BLOCKS = itertools.count(1)
+
+
+def start_numbering_afresh(sessions: sessionmaker[Session]) -> None:
+    block = next(_NUMBER_BLOCKS) * 1000
+    with sessions.begin() as session:
+        for rules in CASE_TYPES.values():
+            key = f"{rules.prefix}-{datetime.now(UTC).year}"
+            session.add(CaseCounter(prefix=key, last=block))
+
+
+@pytest.fixture
+def services(  # the imported fixtures, by name:
+    settings: Settings,  # noqa: F811
+    engine: Engine,
+    temporal_client: Client,  # noqa: F811
+    worker: Worker,
+    people: None,
+) -> Services:
+    sessions = session_factory(engine)
+    start_numbering_afresh(sessions)
+    return Services(
+        settings=replace(settings, task_queue=worker.task_queue),
+        sessions=sessions,
+        client=temporal_client,
+        policy=load_policy(settings.policy_file),
+    )

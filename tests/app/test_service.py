@@ -1,0 +1,353 @@
+"""The service layer, on a real database (SQLite and PostgreSQL) and the time-skipping server."""
+
+from __future__ import annotations
+
+import itertools
+import re
+import threading
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from typing import Any, cast
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from activities.records import upsert_case
+from app import service
+from app.bootstrap import Services
+from app.case_ids import next_case_id
+from app.errors import Conflict, Forbidden, Invalid, NotFound, ServiceError
+from app.views import PARTIAL_FIELDS, snapshot_of, view_of
+from models import Case, CaseCounter, CaseEvent
+from tests.app.conftest import NoTemporal
+from workflows import ipa_types
+from workflows.common import Actor, CaseSnapshot
+from workflows.registry import CASE_TYPES
+
+EMPLOYEE = Actor("employee@dwp.gov.uk", [], "Employee")
+MANAGER = Actor("manager@dwp.gov.uk", [], "Line Manager")
+LONER = Actor("loner@dwp.gov.uk", [], "No Manager")
+OFFICER = Actor("officer@dwp.gov.uk", ["sac"], "SAC Officer")
+SIRT = Actor("sirt@dwp.gov.uk", ["sirt"], "Investigator")
+AUDITOR = Actor("auditor@dwp.gov.uk", ["auditor"], "Auditor")
+DETAILS: dict[str, Any] = {
+    "account_kind": "individual_professional",
+    "platform": "X",
+    "handle": "@dwp_jobs",
+    "justification": "Promote job fairs",
+    "device": "dwp_managed",
+    "contact_email": " Employee@DWP.gov.uk ",
+}
+ISO_Z = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")
+
+
+async def open_ipa(svc: Services, actor: Actor = EMPLOYEE, **details: Any) -> dict[str, Any]:
+    return await service.open_case(
+        svc, actor=actor, case_type="ipa_approval", details={**DETAILS, **details}
+    )
+
+
+async def act(svc: Services, actor: Actor, case_id: str, action: str, **fields: Any) -> Any:
+    return await service.act(svc, actor=actor, case_id=case_id, action=action, fields=fields)
+
+
+async def refused(
+    svc: Services, error: type[ServiceError], actor: Actor, case_id: str, action: str, **f: Any
+) -> str:
+    with pytest.raises(error) as info:
+        await act(svc, actor, case_id, action, **f)
+    return info.value.message
+
+
+async def kinds(svc: Services, case_id: str) -> list[tuple[str, dict[str, Any]]]:
+    events = await service.case_events(svc, actor=AUDITOR, case_id=case_id)
+    return [(e["kind"], e["data"]) for e in events]
+
+
+async def test_opening_numbers_the_case_and_returns_it_as_the_requester_sees_it(
+    services: Services,
+) -> None:
+    case = await open_ipa(services)
+    number = int(case["id"].rpartition("-")[2])
+    assert re.match(rf"^IPA-{datetime.now(UTC).year}-\d{{6}}$", case["id"])
+    assert (case["type"], case["status"], case["stage"]) == (
+        "ipa_approval",
+        "open",
+        "manager_endorsement",
+    )
+    assert case["requester"] == "employee@dwp.gov.uk"
+    assert case["details"]["contact_email"] == "employee@dwp.gov.uk"  # cleaned
+    assert case["actions"] == ["withdraw", "comment"]
+    for key in ("opened_at", "updated_at", "due_at"):
+        assert ISO_Z.match(case[key]), case[key]
+    assert set(case) == {
+        *("id", "type", "status", "stage", "outcome", "requester", "assignee", "team"),
+        *("due_at", "overdue", "escalation_level", "opened_at", "updated_at", "closed_at"),
+        *("details", "links", "actions"),
+    }
+    assert (await open_ipa(services, LONER))[
+        "id"
+    ] == f"IPA-{datetime.now(UTC).year}-{number + 1:06d}"
+    assert await service.get_case(services, actor=MANAGER, case_id=case["id"]) == {
+        **case,
+        "actions": ["endorse", "decline", "comment"],
+    }
+
+
+async def test_a_requester_without_a_manager_goes_straight_to_the_sac(
+    services: Services,
+) -> None:
+    case = await open_ipa(services, LONER)
+    assert case["stage"] == "sac_review"
+
+
+@pytest.mark.parametrize(
+    ("case_type", "details", "message"),
+    [
+        (
+            "ipa_approval",
+            {**DETAILS, "account_kind": "personal"},
+            "details.account_kind: personal accounts need no approval (policy 5.1)",
+        ),
+        (
+            "ipa_approval",
+            {**DETAILS, "account_kind": "trade_union"},
+            "details.account_kind: official trade union accounts are outside this policy "
+            "(policy 7.2)",
+        ),
+        (
+            "ipa_approval",
+            {**DETAILS, "account_kind": "linkedin", "contact_email": "me@dwp.gov.uk"},
+            "details.contact_email: LinkedIn accounts must use a personal email address "
+            "(policy 5.1)",
+        ),
+        ("ipa_approval", {**DETAILS, "platform": ""}, "details.platform: required"),
+        ("ipa_approval", {**DETAILS, "device": "toaster"}, "details.device: must be one of"),
+        ("ipa_approval", ["not", "an", "object"], "details: expected an object"),
+        ("rocket_launch", DETAILS, "type: unknown case type 'rocket_launch'"),
+    ],
+)
+async def test_a_refused_intake_starts_and_writes_nothing(
+    offline_services: Services, case_type: str, details: Any, message: str
+) -> None:
+    with pytest.raises(Invalid) as info:
+        await service.open_case(
+            offline_services, actor=EMPLOYEE, case_type=case_type, details=details
+        )
+    assert info.value.message.startswith(message)
+    assert info.value.status == 422
+    assert cast(NoTemporal, offline_services.client).calls == []
+    with offline_services.sessions() as session:
+        assert session.scalar(select(func.count()).select_from(Case)) == 0
+        assert session.scalar(select(func.count()).select_from(CaseCounter)) == 0
+
+
+async def test_actions_move_the_case_and_every_refusal_is_in_the_audit_trail(
+    services: Services,
+) -> None:
+    case_id = (await open_ipa(services))["id"]
+    assert "may not endorse" in await refused(services, Forbidden, OFFICER, case_id, "endorse")
+    assert "not allowed in stage 'manager_endorsement'" in await refused(
+        services, Conflict, OFFICER, case_id, "approve"
+    )
+    assert (await refused(services, Invalid, MANAGER, case_id, "decline")).startswith("reason:")
+    assert "unknown action" in await refused(services, Invalid, MANAGER, case_id, "fly")
+
+    endorsed = await act(services, MANAGER, case_id, "endorse")
+    assert endorsed["stage"] == "sac_review"
+    assert endorsed["actions"] == ["comment"]  # the manager's, not the SAC's
+    approved = await act(services, OFFICER, case_id, "approve")
+    assert (approved["stage"], approved["status"]) == ("active", "open")
+
+    refusals = [
+        (d["action"], d["code"]) for k, d in await kinds(services, case_id) if k == "refused"
+    ]
+    assert refusals == [
+        ("endorse", "forbidden"),
+        ("approve", "conflict"),
+        ("decline", "invalid"),
+        ("fly", "invalid"),
+    ]
+    events = await service.case_events(services, actor=OFFICER, case_id=case_id)
+    assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
+    assert all(e["prev_hash"] == p["hash"] for p, e in itertools.pairwise(events))
+    first_refusal = next(e for e in events if e["kind"] == "refused")
+    assert (first_refusal["actor"], first_refusal["stage"]) == (
+        OFFICER.email,
+        "manager_endorsement",
+    )
+    assert ISO_Z.match(first_refusal["at"])
+
+
+async def test_a_closed_case_refuses_every_action_and_records_the_attempt(
+    services: Services,
+) -> None:
+    case_id = (await open_ipa(services))["id"]
+    closed = await act(services, EMPLOYEE, case_id, "withdraw")
+    assert (closed["status"], closed["outcome"], closed["actions"]) == ("closed", "withdrawn", [])
+    assert await refused(services, Conflict, EMPLOYEE, case_id, "comment", text="hello") == (
+        "case is closed"
+    )
+    assert (await kinds(services, case_id))[-1] == (
+        "refused",
+        {"action": "comment", "code": "conflict", "reason": "case is closed"},
+    )
+
+
+async def test_no_such_case(services: Services) -> None:
+    with pytest.raises(NotFound, match="case: no such case IPA-1999-000001"):
+        await service.get_case(services, actor=AUDITOR, case_id="IPA-1999-000001")
+    with pytest.raises(NotFound):
+        await act(services, AUDITOR, "IPA-1999-000001", "comment", text="x")
+    with pytest.raises(NotFound):
+        await service.case_events(services, actor=AUDITOR, case_id="IPA-1999-000001")
+
+
+async def test_lists_filter_page_and_count(services: Services) -> None:
+    first = (await open_ipa(services, handle="@first"))["id"]
+    second = (await open_ipa(services, LONER, handle="@second"))["id"]
+    third = (await open_ipa(services, handle="@third"))["id"]
+    await act(services, EMPLOYEE, third, "withdraw")
+
+    async def ids(actor: Actor = OFFICER, **filters: Any) -> tuple[list[str], int]:
+        items, total = await service.list_cases(services, actor=actor, **filters)
+        return [c["id"] for c in items], total
+
+    assert await ids() == ([third, second, first], 3)  # newest first
+    assert await ids(limit=1, offset=1) == ([second], 3)
+    assert await ids(type="ipa_approval", status="closed") == ([third], 1)
+    assert await ids(status="open", stage="sac_review") == ([second], 1)
+    assert await ids(MANAGER, assignee="me") == ([first], 1)  # waits on the manager
+    assert await ids(assignee="MANAGER@dwp.gov.uk") == ([first], 1)
+    assert await ids(q="@SECOND") == ([second], 1)
+    assert await ids(q="first " + first.lower()) == ([first], 1)
+    assert await ids(q="100%_nothing") == ([], 0)
+    assert await ids(overdue=True) == ([], 0)
+    assert await ids(team="sac", overdue=False) == ([third, second, first], 3)
+    for bad, message in (
+        ({"type": "nope"}, "type:"),
+        ({"status": "pending"}, "status:"),
+        ({"limit": 0}, "limit:"),
+        ({"limit": 201}, "limit:"),
+        ({"offset": -1}, "offset:"),
+    ):
+        with pytest.raises(Invalid, match=message):
+            await ids(**bad)
+
+
+def test_case_numbers_never_repeat_under_concurrent_openers(
+    sessions: sessionmaker[Session],
+) -> None:
+    numbers: list[str] = []
+    errors: list[BaseException] = []
+
+    def opener() -> None:
+        try:
+            for _ in range(5):
+                with sessions.begin() as session:
+                    numbers.append(next_case_id(session, "TST", 2026))
+        except BaseException as e:  # pragma: no cover - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=opener) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert sorted(numbers) == [f"TST-2026-{n:06d}" for n in range(1, 41)]
+    with sessions.begin() as session:
+        assert next_case_id(session, "TST", 2027) == "TST-2027-000001"
+
+
+# A confidential type, as abuse investigations will be: the sirt role and the named
+# investigator see it whole, its reporter (the requester) in outline, anyone else not at all.
+SECRET = replace(
+    ipa_types.RULES,
+    type="secret",
+    prefix="SEC",
+    team="sirt",
+    confidential=True,
+    full_viewers=("role:sirt", "role:auditor", "party:investigator"),
+)
+
+
+def _secret(case_id: str, requester: str, investigator: str, at: datetime) -> CaseSnapshot:
+    return CaseSnapshot(
+        id=case_id,
+        type="secret",
+        status="open",
+        stage="sac_review",
+        requester=requester,
+        opened_at=at,
+        updated_at=at,
+        team="sirt",
+        details={"perpetrator": "Mallory Example"},
+        parties={"requester": requester, "investigator": investigator},
+        confidential=True,
+    )
+
+
+@pytest.fixture
+def secrets(offline_services: Services, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    monkeypatch.setitem(CASE_TYPES, "secret", SECRET)
+    now = datetime.now(UTC)
+    cases = [
+        _secret("SEC-1", EMPLOYEE.email, SIRT.email, now - timedelta(hours=2)),
+        _secret("SEC-2", LONER.email, OFFICER.email, now - timedelta(hours=1)),
+    ]
+    with offline_services.sessions.begin() as session:
+        for case in cases:
+            upsert_case(session, case)
+    return [c.id for c in cases]
+
+
+@pytest.mark.parametrize("who", [SIRT, AUDITOR, OFFICER, EMPLOYEE, LONER, MANAGER])
+async def test_confidential_lists_show_and_count_what_the_case_view_allows(
+    offline_services: Services, secrets: list[str], who: Actor
+) -> None:
+    with offline_services.sessions() as session:
+        rows = list(session.scalars(select(Case).order_by(Case.opened_at.desc())))
+    views = {r.id: view_of(SECRET, snapshot_of(r), who) for r in rows}
+    items, total = await service.list_cases(offline_services, actor=who, type="secret")
+    assert [i["id"] for i in items] == [i for i, v in views.items() if v is not None]
+    assert total == len(items)
+    for item in items:
+        if views[item["id"]] == "partial":
+            assert set(item) == {*PARTIAL_FIELDS, "actions"}
+        else:
+            assert item["details"] == {"perpetrator": "Mallory Example"}
+
+
+async def test_an_outline_never_matches_filters_on_what_it_hides(
+    offline_services: Services, secrets: list[str]
+) -> None:
+    async def total(actor: Actor, **filters: Any) -> int:
+        return (await service.list_cases(offline_services, actor=actor, **filters))[1]
+
+    assert await total(SIRT, q="mallory") == 2
+    assert await total(EMPLOYEE, q="mallory") == 0  # the details are not the reporter's
+    assert await total(EMPLOYEE, q="sec-1") == 1
+    assert await total(EMPLOYEE, team="sirt") == 0
+    assert await total(EMPLOYEE, overdue=False) == 0
+    assert await total(EMPLOYEE, stage="sac_review") == 1
+    assert await total(MANAGER) == 0
+
+
+async def test_a_hidden_case_is_not_found_and_an_attempt_on_it_is_recorded(
+    offline_services: Services, secrets: list[str]
+) -> None:
+    svc = offline_services
+    with pytest.raises(NotFound, match="no such case SEC-1"):
+        await service.get_case(svc, actor=MANAGER, case_id="SEC-1")
+    outline = await service.get_case(svc, actor=EMPLOYEE, case_id="SEC-1")
+    assert set(outline) == {*PARTIAL_FIELDS, "actions"}
+    with pytest.raises(Forbidden):
+        await service.case_events(svc, actor=EMPLOYEE, case_id="SEC-1")
+    with pytest.raises(NotFound, match="no such case SEC-1"):
+        await act(svc, MANAGER, "SEC-1", "comment", text="let me in")
+    with svc.sessions() as session:
+        event = session.scalars(select(CaseEvent).where(CaseEvent.case_id == "SEC-1")).one()
+    assert (event.kind, event.actor, event.data["code"]) == ("refused", MANAGER.email, "forbidden")
+    assert cast(NoTemporal, svc.client).calls == []

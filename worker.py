@@ -1,0 +1,96 @@
+"""Builds the Casework worker: every case workflow, and activities wired to their
+database, mail relay and templates. The one place real adapters are chosen.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import Engine
+from temporalio.client import Client
+from temporalio.worker import Worker
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
+
+from activities.directory import DirectoryActivities
+from activities.notifications import NotificationActivities, SmtpConfig
+from activities.records import RecordActivities
+from activities.schedule import add_offsets
+from app.db import session_factory
+from app.mail import make_template_env
+from app.settings import Settings
+from workflows.ipa import IpaApprovalWorkflow
+
+WORKFLOWS: list[type] = [IpaApprovalWorkflow]
+
+# The workflows' own standard-library-only type modules are loaded once, outside the
+# sandbox: cheaper per run, and their datetimes are the real class the converter knows.
+PASSTHROUGH = (
+    "workflows.common",
+    "workflows.rules",
+    "workflows.durations",
+    "workflows.registry",
+    "workflows.ipa_types",
+)
+
+
+def workflow_runner() -> SandboxedWorkflowRunner:
+    return SandboxedWorkflowRunner(
+        restrictions=SandboxRestrictions.default.with_passthrough_modules(*PASSTHROUGH)
+    )
+
+
+# Blocking SQLAlchemy activities run on this many threads per worker.
+ACTIVITY_THREADS = 16
+
+
+def smtp_config(settings: Settings) -> SmtpConfig:
+    return SmtpConfig(
+        host=settings.smtp_host or "127.0.0.1",
+        port=settings.smtp_port,
+        username=settings.smtp_username,
+        password=settings.smtp_password,
+        starttls=settings.smtp_starttls,
+    )
+
+
+def build_activities(settings: Settings, engine: Engine) -> list[Any]:
+    sessions = session_factory(engine)
+    records = RecordActivities(engine)
+    directory = DirectoryActivities(engine)
+    notifications = NotificationActivities(
+        sessions,
+        smtp_config(settings),
+        mail_from=settings.mail_from,
+        base_url=settings.base_url,
+        env=make_template_env(),
+    )
+    return [
+        records.record,
+        directory.escalation_target,
+        directory.team_members,
+        notifications.send_mail,
+        add_offsets,
+    ]
+
+
+def build_worker(
+    client: Client,
+    *,
+    settings: Settings,
+    engine: Engine,
+    task_queue: str | None = None,
+    max_cached_workflows: int = 1000,
+) -> Worker:
+    return Worker(
+        client,
+        task_queue=task_queue or settings.task_queue,
+        workflows=WORKFLOWS,
+        workflow_runner=workflow_runner(),
+        activities=build_activities(settings, engine),
+        activity_executor=concurrent.futures.ThreadPoolExecutor(ACTIVITY_THREADS),
+        max_cached_workflows=max_cached_workflows,
+        # On shutdown (a deploy, Ctrl-C), activities in flight finish rather than retry.
+        graceful_shutdown_timeout=timedelta(seconds=10),
+    )

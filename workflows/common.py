@@ -1,0 +1,220 @@
+"""Types shared by every case workflow, its activities and the service layer.
+
+Standard library only: workflow code imports this inside the sandbox. Every
+dataclass crosses the Temporal boundary, so fields added later must have
+defaults, or running cases stop decoding.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+SYSTEM_ACTOR = "system"
+
+# Case status values.
+OPEN = "open"
+CLOSED = "closed"
+# The stage of a closed case.
+CLOSED_STAGE = "closed"
+
+
+@dataclass
+class Actor:
+    """Who asks for an action: the service layer looks them up, the workflow trusts it."""
+
+    email: str
+    roles: list[str] = field(default_factory=list)
+    name: str = ""
+
+
+@dataclass
+class ActionRequest:
+    """The payload of the `act` update: one human action on a case."""
+
+    action: str
+    actor: Actor
+    fields: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Link:
+    id: str
+    relation: str
+
+
+@dataclass
+class StageDurations:
+    """One stage's service levels from the policy file, as written there."""
+
+    sla: str | None = None
+    remind: str | None = None
+    escalate_every: str | None = None
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class CasePolicy:
+    """The part of the policy file a case runs under, fixed when it opens."""
+
+    version: str
+    bank_holidays: str
+    stages: dict[str, StageDurations] = field(default_factory=dict)
+
+
+@dataclass
+class CaseSnapshot:
+    """A case as the read model stores it and the API returns it (less `actions`)."""
+
+    id: str
+    type: str
+    status: str
+    stage: str
+    requester: str
+    opened_at: datetime
+    updated_at: datetime
+    outcome: str | None = None
+    assignee: str | None = None
+    team: str | None = None
+    # Whoever the open stage waits on: a person's email, or None when a team's queue owns it.
+    owner: str | None = None
+    due_at: datetime | None = None
+    overdue: bool = False
+    escalation_level: int = 0
+    closed_at: datetime | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+    links: list[Link] = field(default_factory=list)
+    # Named people of the case (requester_manager, investigator, caseworker, subject...):
+    # the authorisation rules read them.
+    parties: dict[str, str] = field(default_factory=dict)
+    policy_version: str = ""
+    confidential: bool = False
+
+
+@dataclass
+class EventIn:
+    """An audit event as a workflow emits it. `key` makes appending it idempotent."""
+
+    key: str
+    kind: str
+    actor: str
+    at: datetime
+    stage: str | None = None
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class RecordRequest:
+    """Write events (each once) and the case row, in one transaction."""
+
+    case: CaseSnapshot
+    events: list[EventIn] = field(default_factory=list)
+
+
+@dataclass
+class OffsetsRequest:
+    """Instants `start + d` for each duration, on the case's working-day calendar."""
+
+    start: datetime
+    durations: list[str]
+    bank_holidays: str = "GB-ENG"
+
+
+@dataclass
+class OffsetsResult:
+    instants: list[datetime]
+
+
+@dataclass
+class EscalationTargetRequest:
+    """Who is `level` steps up from a stage's owner.
+
+    Level 1 is the owner's line manager, or a team queue's lead. People in
+    `exclude` (parties to the case) are skipped and the chain goes one further.
+    """
+
+    level: int
+    owner: str | None = None
+    team: str | None = None
+    exclude: list[str] = field(default_factory=list)
+
+
+@dataclass
+class EscalationTarget:
+    email: str | None
+    name: str = ""
+    skipped: list[str] = field(default_factory=list)
+
+
+@dataclass
+class TeamMembersRequest:
+    team: str
+
+
+@dataclass
+class TeamMembers:
+    emails: list[str]
+
+
+@dataclass
+class MailRequest:
+    """One email about one event. `key` (with the case id) makes its Message-ID."""
+
+    key: str
+    case_id: str
+    kind: str  # a folder under templates/email/
+    to: list[str]
+    stage: str | None = None
+    context: dict[str, Any] = field(default_factory=dict)
+    confidential: bool = False
+
+
+@dataclass
+class MailResult:
+    message_id: str
+    status: str  # "sent", "already_sent", "failed", "no_recipients"
+    detail: str = ""
+
+
+@dataclass
+class Clock:
+    """The service-level clock of the open stage: when to remind, when it is due, escalation."""
+
+    starts_at: datetime
+    remind_at: datetime | None = None
+    due_at: datetime | None = None
+    next_escalation_at: datetime | None = None
+    reminded: bool = False
+    level: int = 0
+    chain_ended: bool = False
+    planned: bool = False
+    # Whether the owner was told the clock started (for clocks that start later than the stage).
+    announced: bool = False
+
+
+@dataclass
+class CaseState:
+    """Everything a case workflow carries across continue-as-new."""
+
+    case: CaseSnapshot
+    clock: Clock | None = None
+    next_event: int = 1
+    transitions: int = 0
+    opened_recorded: bool = False
+    # While awaiting_info: the stage that asked, its owner, its clock and when it paused.
+    paused_stage: str | None = None
+    paused_owner: str | None = None
+    paused_clock: Clock | None = None
+    paused_at: datetime | None = None
+    # Type-specific state (e.g. the IPA's next attestation).
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class CaseInput:
+    """What starts (or continues) a case workflow. The workflow ID is `case.id`."""
+
+    case: CaseSnapshot
+    policy: CasePolicy
+    state: CaseState | None = None

@@ -1,0 +1,452 @@
+"""What every case workflow shares: human actions as validated updates, the audit
+trail, notifications, and the service-level clock that reminds, marks overdue
+and escalates up the management chain.
+
+A case type subclasses `CaseWorkflow`, names its table (`RULES`, `STAGE_OWNER`)
+and says what each action does in `apply`. Deterministic: no I/O, no clock but
+Temporal's, and activities are called by name so no activity code (nor
+SQLAlchemy) is imported into the sandbox.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from typing import Any, ClassVar
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ApplicationError
+
+from workflows.common import (
+    CLOSED,
+    CLOSED_STAGE,
+    OPEN,
+    SYSTEM_ACTOR,
+    ActionRequest,
+    Actor,
+    CaseInput,
+    CaseSnapshot,
+    CaseState,
+    Clock,
+    EscalationTarget,
+    EscalationTargetRequest,
+    EventIn,
+    MailRequest,
+    OffsetsRequest,
+    OffsetsResult,
+    RecordRequest,
+    StageDurations,
+    TeamMembers,
+    TeamMembersRequest,
+)
+from workflows.durations import add_elapsed, parse_duration
+from workflows.registry import ACT_UPDATE, OPENED_UPDATE, SNAPSHOT_QUERY
+from workflows.rules import ActionRule, CaseTypeRules, Refusal, check_action, clean_fields
+
+AWAITING_INFO = "awaiting_info"
+LAPSED = "lapsed"
+
+RECORD_TIMEOUT = timedelta(seconds=30)
+# Mail is retried until the relay is back: a reminder late is better than lost.
+MAIL_RETRY = RetryPolicy(maximum_interval=timedelta(minutes=5))
+
+
+@dataclass
+class _Mail:
+    key: str
+    kind: str
+    to: list[str]
+    team: str | None
+    context: dict[str, Any] = field(default_factory=dict)
+
+
+class CaseWorkflow:
+    """Base of every case workflow. Subclasses add `@workflow.defn` and a `run`."""
+
+    RULES: ClassVar[CaseTypeRules]
+    # Stage -> the party of the case who owns it; None means the team's queue.
+    STAGE_OWNER: ClassVar[dict[str, str | None]]
+
+    def __init__(self, inp: CaseInput) -> None:
+        self.policy = inp.policy
+        self.state = inp.state or CaseState(case=inp.case)
+        self._pending: list[EventIn] = []
+        self._outbox: list[_Mail] = []
+        self._mail_tasks: list[asyncio.Task[None]] = []
+        self._record_lock = asyncio.Lock()
+        self._roll_over = False
+
+    @property
+    def case(self) -> CaseSnapshot:
+        return self.state.case
+
+    # ---- what a case type fills in -------------------------------------------------
+
+    def apply(self, rule: ActionRule, actor: Actor, fields: dict[str, Any]) -> None:
+        """Carry out an allowed action: move stage, close, record what it says."""
+        raise NotImplementedError
+
+    def check(self, rule: ActionRule, actor: Actor, fields: dict[str, Any]) -> None:
+        """Rules beyond the table (limits, dates): raise Refusal to refuse."""
+
+    def first_stage(self) -> str:
+        return self.RULES.stages[0]
+
+    def clock_start(self, stage: str) -> str | None:
+        """How long after entering `stage` its clock starts (None: at once)."""
+        return None
+
+    async def on_clock_start(self) -> None:
+        """Called when a clock that starts after its stage begins does start."""
+
+    def conflicted(self) -> list[str]:
+        """People who must never receive this case's escalations (parties to it)."""
+        return []
+
+    # ---- handlers ------------------------------------------------------------------
+
+    @workflow.query(name=SNAPSHOT_QUERY)
+    def snapshot(self) -> CaseSnapshot:
+        return self.case
+
+    @workflow.update(name=OPENED_UPDATE)
+    async def opened(self) -> CaseSnapshot:
+        await workflow.wait_condition(lambda: self.state.opened_recorded)
+        return self.case
+
+    @workflow.update(name=ACT_UPDATE)
+    async def act(self, request: ActionRequest) -> CaseSnapshot:
+        rule = self.RULES.action(request.action)
+        fields = clean_fields(rule.fields, request.fields)
+        event = self.emit(rule.name, request.actor.email, dict(fields))
+        self.apply(rule, request.actor, fields)
+        if self.case.stage != event.stage:
+            event.data["to"] = self.case.stage
+        await self.commit()
+        return self.case
+
+    @act.validator
+    def validate_act(self, request: ActionRequest) -> None:
+        try:
+            if not self.state.opened_recorded:
+                raise Refusal("conflict", "case: still opening, try again")
+            rule = check_action(self.RULES, self.case, request.actor, request.action)
+            self.check(rule, request.actor, clean_fields(rule.fields, request.fields))
+        except Refusal as refusal:
+            raise ApplicationError(refusal.message, refusal.field, type=refusal.code) from None
+
+    # ---- the life of a case ----------------------------------------------------------
+
+    async def run_case(self) -> CaseSnapshot:
+        if not self.state.opened_recorded:
+            await self._open()
+        while self.case.status == OPEN:
+            if self._roll_over or workflow.info().is_continue_as_new_suggested():
+                await self._settle()
+                workflow.continue_as_new(CaseInput(self.case, self.policy, self.state))
+            await self._chase()
+        await self._settle()
+        return self.case
+
+    async def _open(self) -> None:
+        # The case opens when Temporal starts it: the clock and the record agree.
+        self.case.opened_at = workflow.now()
+        self.move_to(self.first_stage(), count=False)
+        self.emit("opened", self.case.requester, {"details": self.case.details})
+        self.mail("opened", [self.case.requester])
+        await self.commit()
+        self.state.opened_recorded = True
+
+    async def _settle(self) -> None:
+        """Wait for mail in flight and for handlers, before completing or continuing."""
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        while self._mail_tasks:
+            tasks, self._mail_tasks = self._mail_tasks, []
+            await asyncio.gather(*tasks)
+
+    async def _chase(self) -> None:
+        """Follow the open stage's clock until someone acts: remind, overdue, escalate."""
+        token = self.state.transitions
+
+        def moved() -> bool:
+            return self.state.transitions != token or self.case.status != OPEN or self._roll_over
+
+        clock = self.state.clock
+        if clock is None:
+            await workflow.wait_condition(moved)
+            return
+        if not clock.announced:
+            if not await self._sleep_until(clock.starts_at, moved):
+                return
+            clock.announced = True
+            await self.on_clock_start()
+        if clock.remind_at and not clock.reminded:
+            if not await self._sleep_until(clock.remind_at, moved):
+                return
+            await self._remind()
+        while clock.due_at and not clock.chain_ended:
+            if not await self._sleep_until(clock.next_escalation_at or clock.due_at, moved):
+                return
+            if self.case.stage == AWAITING_INFO:
+                self.close(LAPSED, {"reason": "no answer from the requester"})
+                await self.commit()
+                return
+            await self._escalate()
+        await workflow.wait_condition(moved)
+
+    async def _sleep_until(self, deadline: datetime, moved: Callable[[], bool]) -> bool:
+        """True when `deadline` arrives with the stage unmoved; False as soon as it moves."""
+        remaining = (deadline - workflow.now()).total_seconds()
+        if moved():
+            return False
+        if remaining <= 0:
+            return True
+        try:
+            await workflow.wait_condition(moved, timeout=remaining)
+        except TimeoutError:
+            return not moved()
+        return False
+
+    async def _remind(self) -> None:
+        clock = self._clock()
+        clock.reminded = True
+        self.emit("reminded", SYSTEM_ACTOR, {"to": self.case.owner or f"team:{self.case.team}"})
+        self.mail("reminder", self._owner_recipients(), team=self._owner_team())
+        await self.commit()
+
+    async def _escalate(self) -> None:
+        clock = self._clock()
+        level = clock.level + 1
+        target = await workflow.execute_activity(
+            "escalation_target",
+            EscalationTargetRequest(
+                level=level,
+                owner=self.case.owner,
+                team=None if self.case.owner else self.case.team,
+                exclude=self.conflicted(),
+            ),
+            result_type=EscalationTarget,
+            start_to_close_timeout=RECORD_TIMEOUT,
+        )
+        self.case.overdue = True
+        durations = self._durations()
+        if target.email is None:
+            clock.chain_ended = True
+            self.emit("escalation_chain_ended", SYSTEM_ACTOR, {"level": clock.level})
+            await self.commit()
+            return
+        clock.level = self.case.escalation_level = level
+        if durations.escalate_every:
+            clock.next_escalation_at = (
+                await self.offsets(workflow.now(), [durations.escalate_every])
+            )[0]
+        else:
+            clock.chain_ended = True
+        data = {"to": target.email, "level": level, "skipped": target.skipped}
+        self.emit("escalated", SYSTEM_ACTOR, data)
+        self.mail("escalation", [target.email], level=level)
+        await self.commit()
+
+    # ---- transitions, used by `apply` -------------------------------------------------
+
+    def move_to(self, stage: str, *, count: bool = True) -> None:
+        """Enter `stage` with a fresh clock; its owner is told once it is recorded."""
+        self.case.stage = stage
+        self.case.owner = self.owner_of(stage)
+        self.case.overdue = False
+        self.case.escalation_level = 0
+        self.state.clock = Clock(starts_at=workflow.now())
+        if count:
+            self.state.transitions += 1
+        if self.clock_start(stage) is None:
+            self.state.clock.announced = True
+            self.mail("action_needed", self._owner_recipients(), team=self._owner_team())
+
+    def owner_of(self, stage: str) -> str | None:
+        party = self.STAGE_OWNER.get(stage)
+        if party:
+            return self.case.parties.get(party)
+        return self.case.assignee
+
+    def close(self, outcome: str, data: dict[str, Any] | None = None) -> None:
+        case = self.case
+        case.status, case.stage, case.outcome = CLOSED, CLOSED_STAGE, outcome
+        case.closed_at = workflow.now()
+        case.owner, case.due_at, case.overdue = None, None, False
+        self.state.clock = None
+        self.state.transitions += 1
+        self.emit("closed", SYSTEM_ACTOR, {"outcome": outcome, **(data or {})})
+        self.mail("decision", [case.requester], reason=(data or {}).get("reason"))
+
+    def ask_requester(self) -> None:
+        """Pause the stage's clock and wait on the requester (policy file: awaiting_info)."""
+        self.state.paused_stage = self.case.stage
+        self.state.paused_owner = self.case.owner
+        self.state.paused_clock = self.state.clock
+        self.state.paused_at = workflow.now()
+        self.move_to(AWAITING_INFO)
+
+    def resume_after_answer(self) -> None:
+        """Back to the stage that asked; its clock moves on by the time spent waiting."""
+        stage, paused = self.state.paused_stage, self.state.paused_clock
+        assert stage is not None and self.state.paused_at is not None
+        waited = workflow.now() - self.state.paused_at
+        self.case.stage, self.case.owner = stage, self.state.paused_owner
+        if paused is not None:
+            self.state.clock = _shift(paused, waited)
+            self.case.due_at = self.state.clock.due_at
+            self.case.overdue = paused.level > 0
+            self.case.escalation_level = paused.level
+        self.state.paused_stage = self.state.paused_clock = self.state.paused_at = None
+        self.state.transitions += 1
+        self.mail("action_needed", self._owner_recipients(), team=self._owner_team())
+
+    def reassign(self, assignee: str) -> None:
+        self.case.assignee = assignee
+        self.case.parties["assignee"] = assignee
+        if self.STAGE_OWNER.get(self.case.stage) is None:
+            self.case.owner = assignee
+        self.mail("action_needed", [assignee])
+
+    # ---- records and mail ------------------------------------------------------------------
+
+    def _key(self, prefix: str) -> str:
+        n = self.state.next_event
+        self.state.next_event += 1
+        return f"{prefix}{n}"
+
+    def emit(self, kind: str, actor: str, data: dict[str, Any]) -> EventIn:
+        """Queue an audit event; `commit` writes it exactly once."""
+        event = EventIn(
+            key=self._key("e"),
+            kind=kind,
+            actor=actor,
+            at=workflow.now(),
+            stage=self.case.stage,
+            data=data,
+        )
+        self._pending.append(event)
+        return event
+
+    def mail(
+        self, kind: str, to: list[str | None], *, team: str | None = None, **context: Any
+    ) -> None:
+        """Queue an email; it is sent once the change it reports is recorded."""
+        recipients = sorted({t for t in to if t})
+        if recipients or team:
+            self._outbox.append(_Mail(self._key("m"), kind, recipients, team, context))
+
+    def _mail_request(self, mail: _Mail) -> MailRequest:
+        case = self.case
+        return MailRequest(
+            key=mail.key,
+            case_id=case.id,
+            kind=mail.kind,
+            to=mail.to,
+            stage=case.stage,
+            confidential=case.confidential,
+            context={
+                "case_type": case.type,
+                "stage": case.stage,
+                "outcome": case.outcome,
+                "owner": case.owner or f"the {case.team} team",
+                "due_at": case.due_at.isoformat() if case.due_at else None,
+                "details": case.details,
+                **mail.context,
+            },
+        )
+
+    async def commit(self) -> None:
+        """Plan the new stage's clock, record events and the case row, then send mail."""
+        async with self._record_lock:
+            await self._plan_clock()
+            self.case.updated_at = workflow.now()
+            events, self._pending = self._pending, []
+            # A deep copy: the activity's input is encoded after this coroutine yields.
+            record = RecordRequest(case=copy.deepcopy(self.case), events=events)
+            outbox, self._outbox = self._outbox, []
+            requests = [(self._mail_request(m), m.team) for m in outbox]
+            await workflow.execute_activity("record", record, start_to_close_timeout=RECORD_TIMEOUT)
+        for request, team in requests:
+            self._mail_tasks.append(asyncio.create_task(self._send(request, team)))
+
+    async def _send(self, request: MailRequest, team: str | None) -> None:
+        if team:
+            members = await workflow.execute_activity(
+                "team_members",
+                TeamMembersRequest(team=team),
+                result_type=TeamMembers,
+                start_to_close_timeout=RECORD_TIMEOUT,
+            )
+            request.to = sorted(set(request.to) | set(members.emails))
+        if request.to:
+            await workflow.execute_activity(
+                "send_mail",
+                request,
+                start_to_close_timeout=timedelta(minutes=1),
+                retry_policy=MAIL_RETRY,
+            )
+
+    # ---- the clock ------------------------------------------------------------------------
+
+    def _clock(self) -> Clock:
+        assert self.state.clock is not None
+        return self.state.clock
+
+    def _durations(self) -> StageDurations:
+        return self.policy.stages.get(self.case.stage) or StageDurations()
+
+    async def _plan_clock(self) -> None:
+        clock = self.state.clock
+        if clock is None or clock.planned:
+            return
+        durations = self._durations()
+        start_after = self.clock_start(self.case.stage)
+        if start_after:
+            clock.starts_at = (await self.offsets(clock.starts_at, [start_after]))[0]
+        due = durations.extra.get("lapse") if self.case.stage == AWAITING_INFO else None
+        due = due or durations.sla
+        wanted = [d for d in (durations.remind, due) if d]
+        instants = iter(await self.offsets(clock.starts_at, wanted))
+        clock.remind_at = next(instants) if durations.remind else None
+        clock.due_at = next(instants) if due else None
+        clock.planned = True
+        self.case.due_at = clock.due_at
+
+    async def offsets(self, start: datetime, durations: list[str]) -> list[datetime]:
+        """`start` plus each duration: ISO ones here, working days by the calendar activity."""
+        parsed = [parse_duration(d) for d in durations]
+        if not any(p.is_working_days for p in parsed):
+            return [add_elapsed(start, p) for p in parsed]
+        result: OffsetsResult = await workflow.execute_local_activity(
+            "offsets",
+            OffsetsRequest(
+                start=start, durations=durations, bank_holidays=self.policy.bank_holidays
+            ),
+            result_type=OffsetsResult,
+            start_to_close_timeout=timedelta(seconds=10),
+        )
+        return result.instants
+
+    def _owner_recipients(self) -> list[str | None]:
+        return [self.case.owner]
+
+    def _owner_team(self) -> str | None:
+        return None if self.case.owner else self.case.team
+
+
+def _shift(clock: Clock, by: timedelta) -> Clock:
+    def later(t: datetime | None) -> datetime | None:
+        return t + by if t else None
+
+    return replace(
+        clock,
+        starts_at=clock.starts_at + by,
+        remind_at=later(clock.remind_at),
+        due_at=later(clock.due_at),
+        next_escalation_at=later(clock.next_escalation_at),
+    )

@@ -1,0 +1,125 @@
+"""Individual Professional Account approval (policy 5.1, 3.2): the one table of its
+stages, actions and actors, its details and its intake rules.
+
+Standard library only: the workflow, the service layer, the pages and the tests
+all read this module.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from workflows.rules import INVALID, ActionRule, CaseTypeRules, Field, Refusal, common_actions
+
+TYPE = "ipa_approval"
+
+MANAGER_ENDORSEMENT = "manager_endorsement"
+SAC_REVIEW = "sac_review"
+AWAITING_INFO = "awaiting_info"
+AWAITING_EXCEPTION = "awaiting_exception"
+ACTIVE = "active"
+
+STAGES = (MANAGER_ENDORSEMENT, SAC_REVIEW, AWAITING_INFO, AWAITING_EXCEPTION, ACTIVE)
+BEFORE_ACTIVE = frozenset({MANAGER_ENDORSEMENT, SAC_REVIEW, AWAITING_INFO, AWAITING_EXCEPTION})
+
+# Outcomes of a closed IPA case.
+DECLINED = "declined"
+REJECTED = "rejected"
+LAPSED = "lapsed"
+REVOKED = "revoked"
+RETIRED = "retired"
+WITHDRAWN = "withdrawn"
+
+ACCOUNT_KINDS = ("individual_professional", "official", "linkedin", "personal", "trade_union")
+DEVICES = ("dwp_managed", "personal")
+
+# Who owns each stage: a party of the case, or None for the SAC queue.
+STAGE_OWNER: dict[str, str | None] = {
+    MANAGER_ENDORSEMENT: "requester_manager",
+    SAC_REVIEW: None,
+    AWAITING_INFO: "requester",
+    AWAITING_EXCEPTION: None,
+    ACTIVE: "requester",
+}
+
+REASON = Field("reason")
+
+RULES = CaseTypeRules(
+    type=TYPE,
+    prefix="IPA",
+    team="sac",
+    stages=STAGES,
+    workflow="IpaApprovalWorkflow",
+    details=(
+        Field("account_kind", "choice", choices=ACCOUNT_KINDS, policy="5.1"),
+        Field("platform", max=100),
+        Field("handle", max=200),
+        Field("justification"),
+        Field("device", "choice", choices=DEVICES, policy="5.1"),
+        Field("contact_email", "email", policy="5.1"),
+    ),
+    actions=(
+        ActionRule(
+            "endorse",
+            frozenset({MANAGER_ENDORSEMENT}),
+            ("party:requester_manager",),
+            label="Endorse",
+            policy="5.1",
+        ),
+        ActionRule(
+            "decline",
+            frozenset({MANAGER_ENDORSEMENT}),
+            ("party:requester_manager",),
+            (REASON,),
+            label="Decline",
+        ),
+        ActionRule("approve", frozenset({SAC_REVIEW}), ("role:sac",), label="Approve"),
+        ActionRule("reject", frozenset({SAC_REVIEW}), ("role:sac",), (REASON,), label="Reject"),
+        ActionRule(
+            "request_info",
+            frozenset({SAC_REVIEW}),
+            ("role:sac",),
+            (Field("question"),),
+            label="Ask the requester",
+        ),
+        ActionRule(
+            "provide_info",
+            frozenset({AWAITING_INFO}),
+            ("party:requester",),
+            (Field("answer"),),
+            label="Answer",
+        ),
+        ActionRule(
+            "attest", frozenset({ACTIVE}), ("party:requester",), label="Attest", policy="3.2"
+        ),
+        ActionRule("revoke", frozenset({ACTIVE}), ("role:sac",), (REASON,), label="Revoke"),
+        ActionRule("retire", frozenset({ACTIVE}), ("party:requester",), label="Retire"),
+        ActionRule("withdraw", BEFORE_ACTIVE, ("party:requester",), label="Withdraw"),
+        *common_actions("sac", frozenset(STAGES)),
+    ),
+)
+
+
+def intake_refusal(details: dict[str, Any], org_domains: tuple[str, ...]) -> Refusal | None:
+    """The policy's reason to refuse this request before anything starts, if any."""
+    kind = details.get("account_kind")
+    if kind == "personal":
+        return Refusal(
+            INVALID,
+            "account_kind: personal accounts need no approval (policy 5.1)",
+            "account_kind",
+        )
+    if kind == "trade_union":
+        return Refusal(
+            INVALID,
+            "account_kind: official trade union accounts are outside this policy (policy 7.2)",
+            "account_kind",
+        )
+    domain = str(details.get("contact_email", "")).rpartition("@")[2].lower()
+    if kind == "linkedin" and any(domain == d or domain.endswith("." + d) for d in org_domains):
+        return Refusal(
+            INVALID,
+            "contact_email: LinkedIn accounts must use a personal email address (policy 5.1)",
+            "contact_email",
+        )
+    return None

@@ -1,0 +1,237 @@
+"""The shape of a case type's stage/action/actor table, and the one place that reads it.
+
+Each case type declares its table with these types (see `ipa_types.py`). The
+workflow's update validator, the service layer's "actions you may take now",
+the pages and the authorisation tests all call `check_action`, so a rule is
+written once. Standard library only: it runs inside the workflow sandbox.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+from workflows.common import OPEN, Actor, CaseSnapshot
+
+# Refusal codes: the API maps them to 403, 409 and 422.
+FORBIDDEN = "forbidden"
+CONFLICT = "conflict"
+INVALID = "invalid"
+
+EMAIL_RE = re.compile(r"^[^@\s<>,;\"\r\n]+@[^@\s<>,;\"\r\n]+\.[^@\s<>,;\"\r\n]+$")
+DURATION_RE = re.compile(
+    r"^(\d+wd|P(?!$)(\d+Y)?(\d+M)?(\d+W)?(\d+D)?(T(?=\d)(\d+H)?(\d+M)?(\d+S)?)?)$"
+)
+MAX_TEXT = 10_000
+
+
+class Refusal(Exception):
+    """An action or an intake refused, with the code the API maps to a status."""
+
+    def __init__(self, code: str, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.field = field
+
+
+@dataclass(frozen=True)
+class Field:
+    """One input field of an action or of a case's details."""
+
+    name: str
+    kind: str = "text"  # text, choice, bool, email, emails, int, duration, date, url, object
+    required: bool = True
+    choices: tuple[str, ...] = ()
+    min: int | None = None
+    max: int | None = None
+    policy: str | None = None  # the policy section a refusal of this field cites
+
+
+@dataclass(frozen=True)
+class ActionRule:
+    """An action: the stages it may be taken in and who may take it.
+
+    `who` names parties: `role:<role>` (a role the actor holds), `party:<name>`
+    (the person the case names so, e.g. `party:requester`), `lead` (the lead of
+    the team that owns the case) and `viewer` (anyone who may see the whole case).
+    `not_party` lists parties who may never take it (four eyes).
+    """
+
+    name: str
+    stages: frozenset[str]
+    who: tuple[str, ...]
+    fields: tuple[Field, ...] = ()
+    not_party: tuple[str, ...] = ()
+    policy: str | None = None
+    label: str = ""
+
+
+@dataclass(frozen=True)
+class CaseTypeRules:
+    type: str
+    prefix: str
+    team: str  # the team whose queue holds the case and whose lead is escalated to first
+    stages: tuple[str, ...]
+    actions: tuple[ActionRule, ...]
+    details: tuple[Field, ...]
+    confidential: bool = False
+    # Parties who see the whole of a confidential case, besides `role:` holders.
+    full_viewers: tuple[str, ...] = ()
+    workflow: str = ""
+    by_name: dict[str, ActionRule] = field(default_factory=dict, compare=False, hash=False)
+
+    def __post_init__(self) -> None:
+        self.by_name.update({a.name: a for a in self.actions})
+
+    def action(self, name: str) -> ActionRule:
+        rule = self.by_name.get(name)
+        if rule is None:
+            raise Refusal(INVALID, f"action: unknown action {name!r} for {self.type}", "action")
+        return rule
+
+
+def common_actions(team: str, open_stages: frozenset[str]) -> tuple[ActionRule, ...]:
+    """`comment` and `reassign`, open to every case type (API.md)."""
+    return (
+        ActionRule(
+            "comment",
+            open_stages,
+            ("viewer",),
+            (Field("text"),),
+            label="Comment",
+        ),
+        ActionRule(
+            "reassign",
+            open_stages,
+            ("lead", "role:admin"),
+            (Field("assignee", "email"),),
+            label="Reassign",
+        ),
+    )
+
+
+def holds(who: str, actor: Actor, case: CaseSnapshot, rules: CaseTypeRules) -> bool:
+    """Whether `actor` is the party `who` names on `case`."""
+    kind, _, name = who.partition(":")
+    if kind == "role":
+        return name in actor.roles
+    if kind == "party":
+        return bool(case.parties.get(name)) and case.parties.get(name) == actor.email
+    if kind == "lead":
+        return f"{rules.team}_lead" in actor.roles
+    if kind == "viewer":
+        return may_see_whole(actor, case, rules)
+    raise ValueError(f"unknown party {who!r}")
+
+
+def may_see_whole(actor: Actor, case: CaseSnapshot, rules: CaseTypeRules) -> bool:
+    """Whether `actor` may read every field of `case` (confidentiality rule)."""
+    if not rules.confidential:
+        return True
+    return any(holds(w, actor, case, rules) for w in rules.full_viewers)
+
+
+def check_action(rules: CaseTypeRules, case: CaseSnapshot, actor: Actor, action: str) -> ActionRule:
+    """The rule for `action` if `actor` may take it on `case` now; else raise a Refusal."""
+    rule = rules.action(action)
+    if case.status != OPEN or case.stage not in rule.stages:
+        raise Refusal(
+            CONFLICT,
+            f"action: {action!r} is not allowed in stage {case.stage!r} of {case.id}",
+            "action",
+        )
+    for party in rule.not_party:
+        if case.parties.get(party) == actor.email:
+            raise Refusal(
+                FORBIDDEN,
+                f"actor: the {party} of {case.id} may not also {action} it (four eyes)",
+            )
+    if not any(holds(w, actor, case, rules) for w in rule.who):
+        raise Refusal(FORBIDDEN, f"actor: {actor.email} may not {action} {case.id}")
+    return rule
+
+
+def allowed_actions(rules: CaseTypeRules, case: CaseSnapshot, actor: Actor) -> list[str]:
+    """Names of the actions `actor` may take on `case` now, in table order."""
+    names = []
+    for rule in rules.actions:
+        try:
+            check_action(rules, case, actor, rule.name)
+        except Refusal:
+            continue
+        names.append(rule.name)
+    return names
+
+
+def clean_fields(specs: tuple[Field, ...], given: dict[str, Any]) -> dict[str, Any]:
+    """Validate `given` against `specs`: the cleaned values, or a Refusal naming the field."""
+    if not isinstance(given, dict):
+        raise Refusal(INVALID, "fields: expected an object", "fields")
+    cleaned: dict[str, Any] = {}
+    for spec in specs:
+        value = given.get(spec.name)
+        if value is None or value == "":
+            if spec.required:
+                raise Refusal(INVALID, f"{spec.name}: required", spec.name)
+            continue
+        cleaned[spec.name] = _clean(spec, value)
+    return cleaned
+
+
+def _refuse(spec: Field, reason: str) -> Refusal:
+    where = f" (policy {spec.policy})" if spec.policy else ""
+    return Refusal(INVALID, f"{spec.name}: {reason}{where}", spec.name)
+
+
+def _clean(spec: Field, value: Any) -> Any:
+    kind = spec.kind
+    if kind in ("text", "url"):
+        if not isinstance(value, str):
+            raise _refuse(spec, "must be text")
+        value = value.strip()
+        if len(value) > (spec.max or MAX_TEXT):
+            raise _refuse(spec, f"at most {spec.max or MAX_TEXT} characters")
+        if kind == "url" and not re.match(r"^https?://\S+$", value):
+            raise _refuse(spec, "must be an http(s) URL")
+        return value
+    if kind == "choice":
+        if value not in spec.choices:
+            raise _refuse(spec, f"must be one of {', '.join(spec.choices)}")
+        return value
+    if kind == "bool":
+        if not isinstance(value, bool):
+            raise _refuse(spec, "must be true or false")
+        return value
+    if kind == "email":
+        if not isinstance(value, str) or not EMAIL_RE.match(value.strip()):
+            raise _refuse(spec, "must be an email address")
+        return value.strip().lower()
+    if kind == "emails":
+        if not isinstance(value, list) or not value:
+            raise _refuse(spec, "must be a list of email addresses")
+        return [_clean(Field(spec.name, "email", policy=spec.policy), v) for v in value]
+    if kind == "int":
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise _refuse(spec, "must be a whole number")
+        if (spec.min is not None and value < spec.min) or (
+            spec.max is not None and value > spec.max
+        ):
+            raise _refuse(spec, f"must be between {spec.min} and {spec.max}")
+        return value
+    if kind == "duration":
+        if not isinstance(value, str) or not DURATION_RE.match(value):
+            raise _refuse(spec, 'must be a duration such as "5wd" or "P14D"')
+        return value
+    if kind == "date":
+        try:
+            return date.fromisoformat(value).isoformat()
+        except (TypeError, ValueError):
+            raise _refuse(spec, "must be a date YYYY-MM-DD") from None
+    if kind == "object":
+        if not isinstance(value, dict):
+            raise _refuse(spec, "must be an object")
+        return value
+    raise ValueError(f"unknown field kind {kind!r}")
