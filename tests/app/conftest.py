@@ -83,9 +83,13 @@ async def worker(
     settings: Settings,  # noqa: F811
     engine: Engine,
 ) -> AsyncIterator[Worker]:
-    """A real worker on a task queue of its own, whose activity threads have all finished
-    before the database goes: a thread still holding a connection when the engine is
-    disposed would leak it (and PostgreSQL's `DROP DATABASE ... FORCE` then cuts it)."""
+    """A real worker on a task queue of its own, whose activities have all let go of
+    their database connections before the database goes.
+
+    A thread still holding a connection when the engine is disposed would leak it
+    (PostgreSQL's `DROP DATABASE ... FORCE` then cuts it, and its finaliser warns). An
+    async activity cancelled by shutdown can leave its `to_thread` work running.
+    """
     w = build_worker(
         temporal_client, settings=settings, engine=engine, task_queue=f"test-{uuid.uuid4().hex[:8]}"
     )
@@ -94,6 +98,11 @@ async def worker(
     executor = w.config().get("activity_executor")
     if executor is not None:
         await asyncio.to_thread(executor.shutdown, wait=True)
+    checked_out = getattr(engine.pool, "checkedout", lambda: 0)
+    for _ in range(200):
+        if not checked_out():
+            break
+        await asyncio.sleep(0.025)
 
 
 # The Temporal server outlives each test's database: start every test's case numbers

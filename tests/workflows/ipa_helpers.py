@@ -13,7 +13,6 @@ from temporalio.client import Client, WorkflowHandle
 
 from app.people import import_people
 from app.policy import Policy, load_policy, parse_policy
-from app.settings import Settings
 from models import CaseEvent
 from workflows import ipa_types
 from workflows.common import ActionRequest, Actor, CaseInput, CaseSnapshot
@@ -94,7 +93,7 @@ def new_case(
 
 
 async def start(
-    client: Client, settings: Settings, task_queue: str, inp: CaseInput
+    client: Client, task_queue: str, inp: CaseInput
 ) -> tuple[WorkflowHandle[Any, Any], CaseSnapshot]:
     handle = await client.start_workflow(
         ipa_types.RULES.workflow,

@@ -15,7 +15,6 @@ from temporalio.worker import Worker
 
 from app.audit import verify
 from app.calendar import add_duration
-from app.settings import Settings
 from tests.fixtures_temporal import SmtpSink, eventually
 from tests.workflows.ipa_helpers import (
     ADMIN,
@@ -52,16 +51,13 @@ async def refusal(coro: object) -> ApplicationError:
 async def test_whole_life_of_an_ipa_with_a_year_of_attestation(
     time_skipping_env: WorkflowEnvironment,
     worker: Worker,
-    settings: Settings,
     engine: Engine,
     smtp_sink: tuple[SmtpSink, int],
 ) -> None:
     sink, _ = smtp_sink
     policy = shipped_policy()
     began = time.monotonic()
-    handle, case = await start(
-        time_skipping_env.client, settings, worker.task_queue, new_case(policy)
-    )
+    handle, case = await start(time_skipping_env.client, worker.task_queue, new_case(policy))
     assert (case.stage, case.owner, case.status) == (ipa.MANAGER_ENDORSEMENT, MANAGER.email, "open")
     assert case.policy_version == policy.version
     sla = policy.stages[ipa.TYPE][ipa.MANAGER_ENDORSEMENT].sla
@@ -104,14 +100,11 @@ async def test_whole_life_of_an_ipa_with_a_year_of_attestation(
 async def test_reminder_then_escalation_up_the_chain_until_it_ends(
     time_skipping_env: WorkflowEnvironment,
     worker: Worker,
-    settings: Settings,
     engine: Engine,
     smtp_sink: tuple[SmtpSink, int],
 ) -> None:
     sink, _ = smtp_sink
-    handle, case = await start(
-        time_skipping_env.client, settings, worker.task_queue, new_case(fast_policy())
-    )
+    handle, case = await start(time_skipping_env.client, worker.task_queue, new_case(fast_policy()))
     await time_skipping_env.sleep(timedelta(minutes=31))
     await eventually(lambda: event_kinds(engine, case.id).count("reminded") == 1)
     assert "escalated" not in event_kinds(engine, case.id)
@@ -140,11 +133,9 @@ async def test_reminder_then_escalation_up_the_chain_until_it_ends(
 
 
 async def test_waiting_on_the_requester_stops_the_clock_and_lapses(
-    time_skipping_env: WorkflowEnvironment, worker: Worker, settings: Settings, engine: Engine
+    time_skipping_env: WorkflowEnvironment, worker: Worker, engine: Engine
 ) -> None:
-    handle, case = await start(
-        time_skipping_env.client, settings, worker.task_queue, new_case(fast_policy())
-    )
+    handle, case = await start(time_skipping_env.client, worker.task_queue, new_case(fast_policy()))
     await act(handle, MANAGER, "endorse")
     before = await act(handle, OFFICER, "request_info", question="Which team?")
     assert (before.stage, before.owner) == (ipa.AWAITING_INFO, EMPLOYEE.email)
@@ -161,12 +152,12 @@ async def test_waiting_on_the_requester_stops_the_clock_and_lapses(
 
 
 async def test_sac_review_due_time_moves_by_the_time_spent_waiting(
-    time_skipping_env: WorkflowEnvironment, worker: Worker, settings: Settings
+    time_skipping_env: WorkflowEnvironment, worker: Worker
 ) -> None:
     policy = fast_policy()
     policy.stages[ipa.TYPE][ipa.SAC_REVIEW].sla = "P3D"
     policy.stages[ipa.TYPE][ipa.SAC_REVIEW].remind = "P2D"
-    handle, _ = await start(time_skipping_env.client, settings, worker.task_queue, new_case(policy))
+    handle, _ = await start(time_skipping_env.client, worker.task_queue, new_case(policy))
     reviewing = await act(handle, MANAGER, "endorse")
     await act(handle, OFFICER, "request_info", question="Which team?")
     await time_skipping_env.sleep(timedelta(days=2))
@@ -191,7 +182,6 @@ async def test_sac_review_due_time_moves_by_the_time_spent_waiting(
 async def test_refused_actions_name_the_reason_and_change_nothing(
     time_skipping_env: WorkflowEnvironment,
     worker: Worker,
-    settings: Settings,
     engine: Engine,
     actor: object,
     action: str,
@@ -199,7 +189,7 @@ async def test_refused_actions_name_the_reason_and_change_nothing(
     code: str,
 ) -> None:
     handle, case = await start(
-        time_skipping_env.client, settings, worker.task_queue, new_case(shipped_policy())
+        time_skipping_env.client, worker.task_queue, new_case(shipped_policy())
     )
     before = event_kinds(engine, case.id)
     error = await refusal(act(handle, actor, action, **fields))  # type: ignore[arg-type]
@@ -210,11 +200,9 @@ async def test_refused_actions_name_the_reason_and_change_nothing(
 
 
 async def test_the_sac_lead_may_reassign_and_anyone_who_sees_it_may_comment(
-    time_skipping_env: WorkflowEnvironment, worker: Worker, settings: Settings, engine: Engine
+    time_skipping_env: WorkflowEnvironment, worker: Worker, engine: Engine
 ) -> None:
-    handle, _ = await start(
-        time_skipping_env.client, settings, worker.task_queue, new_case(shipped_policy())
-    )
+    handle, _ = await start(time_skipping_env.client, worker.task_queue, new_case(shipped_policy()))
     await act(handle, MANAGER, "endorse")
     case = await act(handle, SAC_LEAD, "reassign", assignee="officer2@dwp.gov.uk")
     assert (case.assignee, case.owner) == ("officer2@dwp.gov.uk", "officer2@dwp.gov.uk")
@@ -230,14 +218,11 @@ async def test_the_sac_lead_may_reassign_and_anyone_who_sees_it_may_comment(
 async def test_closing_before_active(
     time_skipping_env: WorkflowEnvironment,
     worker: Worker,
-    settings: Settings,
     action: str,
     fields: dict[str, str],
     outcome: str,
 ) -> None:
-    handle, _ = await start(
-        time_skipping_env.client, settings, worker.task_queue, new_case(shipped_policy())
-    )
+    handle, _ = await start(time_skipping_env.client, worker.task_queue, new_case(shipped_policy()))
     await act(handle, MANAGER, "endorse")
     actor = EMPLOYEE if action == "withdraw" else OFFICER
     case = await act(handle, actor, action, **fields)
@@ -246,11 +231,10 @@ async def test_closing_before_active(
 
 
 async def test_no_line_manager_goes_straight_to_the_sac(
-    time_skipping_env: WorkflowEnvironment, worker: Worker, settings: Settings
+    time_skipping_env: WorkflowEnvironment, worker: Worker
 ) -> None:
     _, case = await start(
         time_skipping_env.client,
-        settings,
         worker.task_queue,
         new_case(shipped_policy(), manager=""),
     )
@@ -258,12 +242,11 @@ async def test_no_line_manager_goes_straight_to_the_sac(
 
 
 async def test_personal_device_waits_for_an_exception(
-    time_skipping_env: WorkflowEnvironment, worker: Worker, settings: Settings
+    time_skipping_env: WorkflowEnvironment, worker: Worker
 ) -> None:
     details = {**new_case(shipped_policy()).case.details, "device": "personal"}
     handle, _ = await start(
         time_skipping_env.client,
-        settings,
         worker.task_queue,
         new_case(shipped_policy(), details=details),
     )
