@@ -27,6 +27,7 @@ MAIL_KINDS = (
     "reminder",
     "escalation",
     "decision",
+    "progress",
     "welfare",
     "attestation_due",
 )
@@ -51,6 +52,7 @@ CONTEXT_DEFAULTS: dict[str, Any] = {
     "reason": "",
     "overdue_by": "",
     "colleague": "",
+    "progress": "",  # what just happened, for a progress mail ("endorsed")
 }
 # What a confidential mail may still say: which case, where to look, and for an
 # escalation who is holding it up (the manager could not act without that).

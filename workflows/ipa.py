@@ -40,6 +40,7 @@ class IpaApprovalWorkflow(CaseWorkflow):
         match rule.name:
             case "endorse":
                 self.move_to(ipa.SAC_REVIEW)
+                self.mail("progress", [self.case.requester], progress="endorsed")
             case "decline":
                 self.close(ipa.DECLINED, fields)
             case "approve":
@@ -69,8 +70,10 @@ class IpaApprovalWorkflow(CaseWorkflow):
         if self.case.details.get("device") == "personal":
             # Policy 5.1: an IPA on a personal device needs an approved policy exception.
             self.move_to(ipa.AWAITING_EXCEPTION)
+            self.mail("progress", [self.case.requester], progress="waiting for an exception")
         else:
             self.move_to(ipa.ACTIVE)
+            self.mail("progress", [self.case.requester], progress="approved")
 
     def clock_start(self, stage: str) -> str | None:
         if stage == ipa.ACTIVE:
