@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib
 import json
 import sys
 from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from sqlalchemy import make_url
 from sqlalchemy.orm import Session
@@ -34,8 +33,14 @@ class CliError(Exception):
 EXPECTED = (ServiceError, SettingsError, PolicyError, CliError)
 
 
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        # One line, like every other failure; `--help` shows the usage.
+        self.exit(2, f"{PROG}: {message} (see {self.prog} --help)\n")
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=PROG, description="Case management on Temporal.")
+    parser = _Parser(prog=PROG, description="Case management on Temporal.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     commands.add_parser("up", help="the whole embedded stack, in the foreground")
     commands.add_parser("worker", help="one Temporal worker")
@@ -53,7 +58,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     users.add_parser("token", help="print a new API token").add_argument("email")
 
-    as_person = argparse.ArgumentParser(add_help=False)
+    as_person = _Parser(add_help=False)
     as_person.add_argument("--as", dest="as_email", required=True, metavar="EMAIL")
     cases = commands.add_parser("cases", help="cases, as --as EMAIL").add_subparsers(
         dest="subcommand", required=True, metavar="SUBCOMMAND"
@@ -178,16 +183,22 @@ async def _cases(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def _stack(name: str) -> Callable[[Settings, argparse.Namespace], int]:
-    def run(settings: Settings, args: argparse.Namespace) -> int:
-        # Imported here: it is heavy, and only these commands need it.
-        stack = importlib.import_module("app.stack")
-        outcome = getattr(stack, f"run_{name}")(settings)
-        if asyncio.iscoroutine(outcome):
-            outcome = asyncio.run(outcome)
-        return outcome if isinstance(outcome, int) else 0
+def _up(settings: Settings, args: argparse.Namespace) -> int:
+    from app.stack import run_up  # heavy, and it imports this module: imported when run
 
-    return run
+    return asyncio.run(run_up(settings))
+
+
+def _worker(settings: Settings, args: argparse.Namespace) -> int:
+    from app.stack import run_worker
+
+    return asyncio.run(run_worker(settings))
+
+
+def _web(settings: Settings, args: argparse.Namespace) -> int:
+    from app.stack import run_web
+
+    return asyncio.run(run_web(settings))
 
 
 def _async(
@@ -197,9 +208,9 @@ def _async(
 
 
 COMMANDS: dict[tuple[str, str | None], Callable[[Settings, argparse.Namespace], int]] = {
-    ("up", None): _stack("up"),
-    ("worker", None): _stack("worker"),
-    ("web", None): _stack("web"),
+    ("up", None): _up,
+    ("worker", None): _worker,
+    ("web", None): _web,
     ("migrate", None): _migrate,
     ("people", "import"): _people_import,
     ("users", "token"): _users_token,
@@ -219,7 +230,10 @@ def _one_line(error: BaseException) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    try:
+        args = _parser().parse_args(argv)
+    except SystemExit as stop:  # --help, or a usage error already reported in one line
+        return stop.code if isinstance(stop.code, int) else 2
     command = COMMANDS[(args.command, getattr(args, "subcommand", None))]
     try:
         return command(Settings.from_env(), args)

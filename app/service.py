@@ -59,6 +59,7 @@ __all__ = [
 
 DEFAULT_LIMIT, MAX_LIMIT = 50, 200
 CLOSED_MESSAGE = "case is closed"
+MAX_ACTION = 40
 
 # Per case type: the policy's reason to refuse a request before anything starts.
 Intake = Callable[[dict[str, Any], Settings], Refusal | None]
@@ -227,6 +228,8 @@ async def act(
     """Take one action; the case after it. A refusal is recorded in the audit trail too."""
     if not isinstance(action, str) or not action:
         raise Invalid("action: required")
+    if len(action) > MAX_ACTION:  # no action is named so; not worth an audit record
+        raise Invalid(f"action: unknown action (longer than {MAX_ACTION} characters)")
     if not isinstance(fields, dict):
         raise Invalid("fields: expected an object")
     rules, case = await _load(svc, case_id)

@@ -20,9 +20,7 @@ PARTIAL_FIELDS = ("id", "type", "status", "stage", "outcome")
 
 
 def partial_viewers(rules: CaseTypeRules) -> tuple[str, ...]:
-    # Until CaseTypeRules names them, the requester (an abuse report's reporter) is the one.
-    viewers: tuple[str, ...] = getattr(rules, "partial_viewers", ("party:requester",))
-    return viewers
+    return rules.partial_viewers
 
 
 def iso(moment: datetime | None) -> str | None:

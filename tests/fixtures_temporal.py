@@ -119,11 +119,25 @@ async def temporal_client(time_skipping_env: WorkflowEnvironment) -> Client:
 async def worker(
     temporal_client: Client, settings: Settings, engine: Engine
 ) -> AsyncIterator[Worker]:
-    """A real worker, real activities, on a task queue of its own."""
+    """A real worker, real activities, on a task queue of its own, whose activities have
+    all let go of their database connections before the database goes.
+
+    A thread still holding a connection when the engine is disposed would leak it
+    (PostgreSQL's `DROP DATABASE ... FORCE` then cuts it, and its finaliser warns): an
+    async activity cancelled by shutdown can leave its `to_thread` work running.
+    """
     queue = f"test-{uuid.uuid4().hex[:8]}"
     w = build_worker(temporal_client, settings=settings, engine=engine, task_queue=queue)
     async with w:
         yield w
+    executor = w.config().get("activity_executor")
+    if executor is not None:
+        await asyncio.to_thread(executor.shutdown, wait=True)
+    checked_out = getattr(engine.pool, "checkedout", lambda: 0)
+    for _ in range(200):
+        if not checked_out():
+            break
+        await asyncio.sleep(0.025)
 
 
 async def eventually(check: Callable[[], Awaitable[bool] | bool], *, timeout: float = 10.0) -> None:

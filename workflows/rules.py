@@ -80,6 +80,9 @@ class CaseTypeRules:
     confidential: bool = False
     # Parties who see the whole of a confidential case, besides `role:` holders.
     full_viewers: tuple[str, ...] = ()
+    # Parties who see only a confidential case's outline (id, type, status, stage,
+    # outcome): an investigation's reporter, a referral's subject.
+    partial_viewers: tuple[str, ...] = ("party:requester",)
     workflow: str = ""
     by_name: dict[str, ActionRule] = field(default_factory=dict, compare=False, hash=False)
 

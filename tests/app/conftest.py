@@ -7,10 +7,7 @@ for what must never reach Temporal (refused intake, reads, authentication).
 
 from __future__ import annotations
 
-import asyncio
 import itertools
-import uuid
-from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, cast
@@ -27,13 +24,6 @@ from app.people import import_people
 from app.policy import load_policy
 from app.settings import Settings
 from models import CaseCounter
-from tests.fixtures_temporal import (  # noqa: F401 - fixtures, used by name
-    settings,
-    smtp_sink,
-    temporal_client,
-    time_skipping_env,
-)
-from worker import build_worker
 from workflows.registry import CASE_TYPES
 
 PEOPLE = """email,name,manager_email,roles
@@ -68,41 +58,13 @@ def people(sessions: sessionmaker[Session]) -> None:
 
 
 @pytest.fixture
-def offline_services(settings: Settings, engine: Engine, people: None) -> Services:  # noqa: F811
+def offline_services(settings: Settings, engine: Engine, people: None) -> Services:
     return Services(
         settings=settings,
         sessions=session_factory(engine),
         client=cast(Client, NoTemporal()),
         policy=load_policy(settings.policy_file),
     )
-
-
-@pytest.fixture
-async def worker(
-    temporal_client: Client,  # noqa: F811
-    settings: Settings,  # noqa: F811
-    engine: Engine,
-) -> AsyncIterator[Worker]:
-    """A real worker on a task queue of its own, whose activities have all let go of
-    their database connections before the database goes.
-
-    A thread still holding a connection when the engine is disposed would leak it
-    (PostgreSQL's `DROP DATABASE ... FORCE` then cuts it, and its finaliser warns). An
-    async activity cancelled by shutdown can leave its `to_thread` work running.
-    """
-    w = build_worker(
-        temporal_client, settings=settings, engine=engine, task_queue=f"test-{uuid.uuid4().hex[:8]}"
-    )
-    async with w:
-        yield w
-    executor = w.config().get("activity_executor")
-    if executor is not None:
-        await asyncio.to_thread(executor.shutdown, wait=True)
-    checked_out = getattr(engine.pool, "checkedout", lambda: 0)
-    for _ in range(200):
-        if not checked_out():
-            break
-        await asyncio.sleep(0.025)
 
 
 # The Temporal server outlives each test's database: start every test's case numbers
@@ -120,9 +82,9 @@ def start_numbering_afresh(sessions: sessionmaker[Session]) -> None:
 
 @pytest.fixture
 def services(  # the imported fixtures, by name:
-    settings: Settings,  # noqa: F811
+    settings: Settings,
     engine: Engine,
-    temporal_client: Client,  # noqa: F811
+    temporal_client: Client,
     worker: Worker,
     people: None,
 ) -> Services:
