@@ -126,6 +126,9 @@ def holds(who: str, actor: Actor, case: CaseSnapshot, rules: CaseTypeRules) -> b
     if kind == "lead":
         return f"{rules.team}_lead" in actor.roles
     if kind == "viewer":
+        # Auditors read everything and change nothing, unless the case is their own.
+        if "auditor" in actor.roles and actor.email not in case.parties.values():
+            return False
         return may_see_whole(actor, case, rules)
     raise ValueError(f"unknown party {who!r}")
 
