@@ -202,9 +202,8 @@ class CaseState:
     next_event: int = 1
     transitions: int = 0
     opened_recorded: bool = False
-    # While awaiting_info: the stage that asked, its owner, its clock and when it paused.
+    # While awaiting_info: the stage that asked, its clock and when it paused.
     paused_stage: str | None = None
-    paused_owner: str | None = None
     paused_clock: Clock | None = None
     paused_at: datetime | None = None
     # Type-specific state (e.g. the IPA's next attestation).

@@ -285,7 +285,6 @@ class CaseWorkflow:
     def ask_requester(self) -> None:
         """Pause the stage's clock and wait on the requester (policy file: awaiting_info)."""
         self.state.paused_stage = self.case.stage
-        self.state.paused_owner = self.case.owner
         self.state.paused_clock = self.state.clock
         self.state.paused_at = workflow.now()
         self.move_to(AWAITING_INFO)
@@ -295,7 +294,8 @@ class CaseWorkflow:
         stage, paused = self.state.paused_stage, self.state.paused_clock
         assert stage is not None and self.state.paused_at is not None
         waited = workflow.now() - self.state.paused_at
-        self.case.stage, self.case.owner = stage, self.state.paused_owner
+        # Its owner now: the SAC lead may have reassigned it while we waited.
+        self.case.stage, self.case.owner = stage, self.owner_of(stage)
         if paused is not None:
             self.state.clock = _shift(paused, waited)
             self.case.due_at = self.state.clock.due_at
