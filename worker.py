@@ -13,12 +13,14 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
+from activities.cases import LinkedCaseActivities
 from activities.directory import DirectoryActivities
 from activities.notifications import NotificationActivities, SmtpConfig
 from activities.records import RecordActivities
 from activities.schedule import add_offsets
 from app.db import session_factory
 from app.mail import make_template_env
+from app.policy import load_policy
 from app.settings import Settings
 from workflows.ipa import IpaApprovalWorkflow
 
@@ -59,6 +61,7 @@ def build_activities(settings: Settings, engine: Engine) -> list[Any]:
     sessions = session_factory(engine)
     records = RecordActivities(engine)
     directory = DirectoryActivities(engine)
+    linked = LinkedCaseActivities(engine, load_policy(settings.policy_file))
     notifications = NotificationActivities(
         sessions,
         smtp_config(settings),
@@ -72,6 +75,7 @@ def build_activities(settings: Settings, engine: Engine) -> list[Any]:
         directory.team_members,
         notifications.send_mail,
         add_offsets,
+        linked.prepare_linked_case,
     ]
 
 

@@ -217,3 +217,29 @@ class CaseInput:
     case: CaseSnapshot
     policy: CasePolicy
     state: CaseState | None = None
+
+
+@dataclass
+class LinkedCaseRequest:
+    """Ask for a new case number and the current policy of a case type to be raised."""
+
+    type: str
+    prefix: str
+    year: int
+
+
+@dataclass
+class LinkedCasePlan:
+    case_id: str
+    policy: CasePolicy
+
+
+@dataclass
+class LinkedCaseNews:
+    """A linked case tells the case that raised it where it stands now (a signal)."""
+
+    case_id: str
+    type: str
+    status: str
+    stage: str
+    outcome: str | None = None

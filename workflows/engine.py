@@ -20,6 +20,7 @@ from typing import Any, ClassVar
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ApplicationError
+from temporalio.workflow import ParentClosePolicy
 
 from workflows.common import (
     CLOSED,
@@ -35,6 +36,10 @@ from workflows.common import (
     EscalationTarget,
     EscalationTargetRequest,
     EventIn,
+    Link,
+    LinkedCaseNews,
+    LinkedCasePlan,
+    LinkedCaseRequest,
     MailRequest,
     OffsetsRequest,
     OffsetsResult,
@@ -44,7 +49,7 @@ from workflows.common import (
     TeamMembersRequest,
 )
 from workflows.durations import add_elapsed, parse_duration
-from workflows.registry import ACT_UPDATE, OPENED_UPDATE, SNAPSHOT_QUERY
+from workflows.registry import ACT_UPDATE, LINKED_SIGNAL, OPENED_UPDATE, SNAPSHOT_QUERY
 from workflows.rules import ActionRule, CaseTypeRules, Refusal, check_action, clean_fields
 
 AWAITING_INFO = "awaiting_info"
@@ -107,6 +112,9 @@ class CaseWorkflow:
         """People who must never receive this case's escalations (parties to it)."""
         return []
 
+    def on_linked_change(self, news: LinkedCaseNews) -> None:
+        """A case this one raised has moved on (e.g. its exception was approved)."""
+
     # ---- handlers ------------------------------------------------------------------
 
     @workflow.query(name=SNAPSHOT_QUERY)
@@ -117,6 +125,23 @@ class CaseWorkflow:
     async def opened(self) -> CaseSnapshot:
         await workflow.wait_condition(lambda: self.state.opened_recorded)
         return self.case
+
+    @workflow.signal(name=LINKED_SIGNAL)
+    async def linked_case_changed(self, news: LinkedCaseNews) -> None:
+        if self.case.status != OPEN:
+            return
+        self.emit(
+            "linked_case_changed",
+            SYSTEM_ACTOR,
+            {
+                "case": news.case_id,
+                "status": news.status,
+                "stage": news.stage,
+                "outcome": news.outcome,
+            },
+        )
+        self.on_linked_change(news)
+        await self.commit()
 
     @workflow.update(name=ACT_UPDATE)
     async def act(self, request: ActionRequest) -> CaseSnapshot:
@@ -157,6 +182,8 @@ class CaseWorkflow:
         self.case.opened_at = workflow.now()
         self.move_to(self.first_stage(), count=False)
         self.emit("opened", self.case.requester, {"details": self.case.details})
+        for link in self.case.links:
+            self.emit("linked", SYSTEM_ACTOR, {"case": link.id, "relation": link.relation})
         self.mail("opened", [self.case.requester])
         await self.commit()
         self.state.opened_recorded = True
@@ -373,6 +400,75 @@ class CaseWorkflow:
             await workflow.execute_activity("record", record, start_to_close_timeout=RECORD_TIMEOUT)
         for request, team in requests:
             self._mail_tasks.append(asyncio.create_task(self._send(request, team)))
+        await self._tell_the_case_that_raised_this()
+
+    # ---- linked cases ------------------------------------------------------------------
+
+    async def open_linked(
+        self,
+        rules: CaseTypeRules,
+        *,
+        requester: str,
+        details: dict[str, Any],
+        parties: dict[str, str],
+        relation: str,
+        back_relation: str,
+        follow: bool = False,
+    ) -> str:
+        """Raise a linked case of `rules.type` as a case of its own that outlives this
+        one. With `follow`, it signals this case as it moves (`on_linked_change`)."""
+        now = workflow.now()
+        plan: LinkedCasePlan = await workflow.execute_activity(
+            "prepare_linked_case",
+            LinkedCaseRequest(type=rules.type, prefix=rules.prefix, year=now.year),
+            result_type=LinkedCasePlan,
+            start_to_close_timeout=RECORD_TIMEOUT,
+        )
+        linked = CaseSnapshot(
+            id=plan.case_id,
+            type=rules.type,
+            status=OPEN,
+            stage=rules.stages[0],
+            requester=requester,
+            opened_at=now,
+            updated_at=now,
+            team=rules.team,
+            details=details,
+            links=[Link(self.case.id, back_relation)],
+            parties=parties,
+            policy_version=plan.policy.version,
+            confidential=rules.confidential,
+        )
+        extra: dict[str, Any] = {"follower": self.case.id} if follow else {}
+        await workflow.start_child_workflow(
+            rules.workflow,
+            CaseInput(linked, plan.policy, CaseState(case=linked, extra=extra)),
+            id=plan.case_id,
+            task_queue=workflow.info().task_queue,
+            parent_close_policy=ParentClosePolicy.ABANDON,
+        )
+        self.case.links.append(Link(plan.case_id, relation))
+        self.emit("linked", SYSTEM_ACTOR, {"case": plan.case_id, "relation": relation})
+        return plan.case_id
+
+    async def _tell_the_case_that_raised_this(self) -> None:
+        follower = self.state.extra.get("follower")
+        where = f"{self.case.status}:{self.case.stage}"
+        if not follower or self.state.extra.get("told") == where:
+            return
+        self.state.extra["told"] = where
+        news = LinkedCaseNews(
+            case_id=self.case.id,
+            type=self.case.type,
+            status=self.case.status,
+            stage=self.case.stage,
+            outcome=self.case.outcome,
+        )
+        try:
+            await workflow.get_external_workflow_handle(follower).signal(LINKED_SIGNAL, news)
+        except ApplicationError:
+            # The case that raised this one has closed: there is no one left to tell.
+            workflow.logger.info("linked case %s has closed", follower)
 
     async def _send(self, request: MailRequest, team: str | None) -> None:
         if team:

@@ -13,3 +13,5 @@ CASE_TYPES: dict[str, CaseTypeRules] = {
 ACT_UPDATE = "act"
 OPENED_UPDATE = "opened"
 SNAPSHOT_QUERY = "snapshot"
+# The signal a linked case sends the case that raised it, as it moves on.
+LINKED_SIGNAL = "linked_case_changed"

@@ -1,0 +1,25 @@
+"""Raising a linked case from a workflow: its number, and the policy it opens under."""
+
+from __future__ import annotations
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+from temporalio import activity
+
+from app.case_ids import next_case_id
+from app.policy import Policy
+from workflows.common import LinkedCasePlan, LinkedCaseRequest
+
+
+class LinkedCaseActivities:
+    def __init__(self, engine: Engine, policy: Policy) -> None:
+        self._sessions = sessionmaker(engine)
+        self._policy = policy
+
+    @activity.defn(name="prepare_linked_case")
+    def prepare_linked_case(self, request: LinkedCaseRequest) -> LinkedCasePlan:
+        # A retry allocates another number: a gap in the numbering, never a duplicate.
+        session: Session
+        with self._sessions.begin() as session:
+            case_id = next_case_id(session, request.prefix, request.year)
+        return LinkedCasePlan(case_id=case_id, policy=self._policy.for_case(request.type))
