@@ -44,7 +44,7 @@ from models import Case, CaseEvent
 from workflows import ipa_types
 from workflows.common import CLOSED, OPEN, ActionRequest, Actor, CaseInput, CaseSnapshot, EventIn
 from workflows.registry import ACT_UPDATE, CASE_TYPES, OPENED_UPDATE
-from workflows.rules import CaseTypeRules, Refusal, clean_fields
+from workflows.rules import CaseTypeRules, Refusal, clean_fields, parties_from_details
 
 __all__ = [
     "act",
@@ -97,7 +97,7 @@ async def open_case(
 
     # Committed before the workflow starts: the counter's lock is not held across Temporal.
     case_id, manager = await svc.run(allocate)
-    parties = {"requester": actor.email}
+    parties = {**parties_from_details(rules, cleaned), "requester": actor.email}
     if manager:
         parties["requester_manager"] = manager
     snapshot = CaseSnapshot(

@@ -83,6 +83,9 @@ class CaseTypeRules:
     # Parties who see only a confidential case's outline (id, type, status, stage,
     # outcome): an investigation's reporter, a referral's subject.
     partial_viewers: tuple[str, ...] = ("party:requester",)
+    # Parties named by the details at intake: (party, dotted path into details), e.g.
+    # ("subject", "subject") or ("perpetrator", "perpetrator.email").
+    detail_parties: tuple[tuple[str, str], ...] = ()
     workflow: str = ""
     by_name: dict[str, ActionRule] = field(default_factory=dict, compare=False, hash=False)
 
@@ -114,6 +117,18 @@ def common_actions(team: str, open_stages: frozenset[str]) -> tuple[ActionRule, 
             label="Reassign",
         ),
     )
+
+
+def parties_from_details(rules: CaseTypeRules, details: dict[str, Any]) -> dict[str, str]:
+    """The people a case's details name, by party (see `CaseTypeRules.detail_parties`)."""
+    found = {}
+    for party, path in rules.detail_parties:
+        value: Any = details
+        for part in path.split("."):
+            value = value.get(part) if isinstance(value, dict) else None
+        if isinstance(value, str) and value:
+            found[party] = value.lower()
+    return found
 
 
 def holds(who: str, actor: Actor, case: CaseSnapshot, rules: CaseTypeRules) -> bool:
