@@ -112,6 +112,15 @@ class CaseWorkflow:
         """People who must never receive this case's escalations (parties to it)."""
         return []
 
+    async def on_due(self) -> bool:
+        """The open stage is due. Return True when the stage ends itself then (a question
+        unanswered lapses, a window closes, an exception expires); False escalates."""
+        if self.case.stage == AWAITING_INFO:
+            self.close(LAPSED, {"reason": "no answer from the requester"})
+            await self.commit()
+            return True
+        return False
+
     def on_linked_change(self, news: LinkedCaseNews) -> None:
         """A case this one raised has moved on (e.g. its exception was approved)."""
 
@@ -218,9 +227,7 @@ class CaseWorkflow:
         while clock.due_at and not clock.chain_ended:
             if not await self._sleep_until(clock.next_escalation_at or clock.due_at, moved):
                 return
-            if self.case.stage == AWAITING_INFO:
-                self.close(LAPSED, {"reason": "no answer from the requester"})
-                await self.commit()
+            if not clock.level and await self.on_due():
                 return
             await self._escalate()
         await workflow.wait_condition(moved)
@@ -292,6 +299,14 @@ class CaseWorkflow:
         if self.clock_start(stage) is None:
             self.state.clock.announced = True
             self.mail("action_needed", self._owner_recipients(), team=self._owner_team())
+
+    def due_by(self, due_at: datetime) -> None:
+        """Restart the stage's clock with a due time an action set (a hearing date)."""
+        self.state.clock = Clock(
+            starts_at=workflow.now(), due_at=due_at, planned=True, announced=True
+        )
+        self.case.due_at, self.case.overdue, self.case.escalation_level = due_at, False, 0
+        self.state.transitions += 1
 
     def owner_of(self, stage: str) -> str | None:
         party = self.STAGE_OWNER.get(stage)
