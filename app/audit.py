@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import Row, exists, select
 from sqlalchemy.orm import Session
 
-from activities.records import GENESIS_HASH, event_hash
+from activities.records import GENESIS_HASH, hash_of
 from models import Case, CaseEvent
 
 
@@ -32,17 +32,7 @@ def _event_problem(event: Row[Any], expected_seq: int, prev_hash: str) -> str | 
     if event.seq < expected_seq:
         return f"{event.case_id} event {event.seq}: out of sequence (expected {expected_seq})"
     try:
-        recomputed = event_hash(
-            case_id=event.case_id,
-            seq=event.seq,
-            key=event.key,
-            at=event.at,
-            actor=event.actor,
-            kind=event.kind,
-            stage=event.stage,
-            data=event.data,
-            prev_hash=event.prev_hash,
-        )
+        recomputed = hash_of(event)
     except (TypeError, ValueError) as exc:
         return f"{where}: contents cannot be hashed ({exc})"
     if recomputed != event.hash:
