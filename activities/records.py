@@ -8,7 +8,7 @@ import random
 import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import Engine, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
@@ -69,7 +69,21 @@ def event_hash(
     return hashlib.sha256(_canonical(body).encode("utf-8")).hexdigest()
 
 
-def hash_of(event: CaseEvent) -> str:
+class StoredEvent(Protocol):
+    """A stored event: a `CaseEvent`, or a row of its columns (as `audit verify` streams)."""
+
+    case_id: str
+    seq: int
+    key: str
+    at: datetime
+    actor: str
+    kind: str
+    stage: str | None
+    data: dict[str, Any]
+    prev_hash: str
+
+
+def hash_of(event: StoredEvent) -> str:
     """The hash a stored event should carry, from its stored contents."""
     return event_hash(
         case_id=event.case_id,
