@@ -2,7 +2,10 @@
 
 `Settings.from_env()` is the one way to build them; tests pass a plain dict.
 A variable set to an empty string counts as unset, as shells and compose
-files make that easy to do by accident. Defaults are those of API.md.
+files make that easy to do by accident. Defaults are those of API.md, which leaves
+out the two developer and test settings of the embedded dev server's ports:
+`CASEWORK_TEMPORAL_DEV_PORT` (7233, the Temporal CLI's) and
+`CASEWORK_TEMPORAL_UI_PORT` (the gRPC port + 1000; `0` runs it without a web UI).
 """
 
 from __future__ import annotations
@@ -36,6 +39,8 @@ class Settings:
     data_dir: Path  # absolute
     database_url: str
     temporal_address: str | None  # None: run the embedded dev server
+    temporal_dev_port: int  # the embedded dev server's gRPC port (on 127.0.0.1)
+    temporal_ui_port: int  # its web UI; 0: none
     temporal_namespace: str
     task_queue: str
     temporal_tls_cert: str | None  # path of a PEM client certificate, with the key
@@ -66,6 +71,8 @@ class Settings:
         if re.search(r"[\s/]", http_host):
             _fail("HTTP_HOST", f"must be a host name or address, not {http_host!r}")
         http_port = _port(env, "HTTP_PORT", 8000)
+        dev_port = _port(env, "TEMPORAL_DEV_PORT", 7233)
+        ui_port = _ui_port(env, dev_port)
 
         if data_dir.exists() and not data_dir.is_dir():
             _fail("DATA_DIR", f"is not a directory: {data_dir}")
@@ -88,6 +95,8 @@ class Settings:
             data_dir=data_dir,
             database_url=_database_url(env, data_dir),
             temporal_address=temporal_address,
+            temporal_dev_port=dev_port,
+            temporal_ui_port=ui_port,
             temporal_namespace=_get(env, "TEMPORAL_NAMESPACE") or "default",
             task_queue=_get(env, "TASK_QUEUE") or "casework",
             temporal_tls_cert=tls_cert,
@@ -135,6 +144,18 @@ def _port(env: Mapping[str, str], name: str, default: int) -> int:
     if not re.fullmatch(r"[0-9]{1,5}", raw) or not 1 <= int(raw) <= 65535:
         _fail(name, "must be a whole number 1-65535")
     return int(raw)
+
+
+def _ui_port(env: Mapping[str, str], dev_port: int) -> int:
+    raw = _get(env, "TEMPORAL_UI_PORT")
+    if raw is None:  # the Temporal CLI's own default; no UI if that is past the last port
+        return dev_port + 1000 if dev_port + 1000 <= 65535 else 0
+    if not re.fullmatch(r"[0-9]{1,5}", raw) or int(raw) > 65535:
+        _fail("TEMPORAL_UI_PORT", "must be a whole number 1-65535, or 0 for no web UI")
+    port = int(raw)
+    if port == dev_port:
+        _fail("TEMPORAL_UI_PORT", f"must differ from {_PREFIX}TEMPORAL_DEV_PORT ({dev_port})")
+    return port
 
 
 def _check_address(address: str) -> None:

@@ -12,9 +12,6 @@ from temporalio.service import RPCError, RPCStatusCode, TLSConfig
 from app.errors import Unavailable
 from app.settings import Settings
 
-# Where `casework up` starts the embedded dev server when no address is configured.
-EMBEDDED_ADDRESS = "127.0.0.1:7233"
-
 
 def tls_config(settings: Settings) -> TLSConfig | bool:
     """mTLS with a client certificate; plain TLS for an API key (Temporal Cloud); else none.
@@ -30,6 +27,11 @@ def tls_config(settings: Settings) -> TLSConfig | bool:
     return settings.temporal_api_key is not None
 
 
+def cluster_address(settings: Settings) -> str:
+    """The configured cluster, else the embedded dev server that `casework up` runs."""
+    return settings.temporal_address or f"127.0.0.1:{settings.temporal_dev_port}"
+
+
 async def connect(settings: Settings, *, lazy: bool = False) -> Client:
     """A client for the configured cluster, or the embedded dev server.
 
@@ -37,7 +39,7 @@ async def connect(settings: Settings, *, lazy: bool = False) -> Client:
     answer 503 on /healthz) before Temporal does; a Worker needs an eager client.
     """
     return await Client.connect(
-        settings.temporal_address or EMBEDDED_ADDRESS,
+        cluster_address(settings),
         namespace=settings.temporal_namespace,
         api_key=settings.temporal_api_key,
         tls=tls_config(settings),

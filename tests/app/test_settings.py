@@ -4,6 +4,7 @@ from pathlib import Path
 import pytest
 
 from app.settings import DEFAULT_POLICY_FILE, Settings, SettingsError
+from app.temporal import cluster_address
 
 
 @pytest.fixture
@@ -19,6 +20,7 @@ def test_defaults(in_tmp: Path) -> None:
     assert s.database_url == f"sqlite:///{in_tmp}/.casework/casework.db"
     assert s.database_url.startswith("sqlite:////")  # an absolute SQLite path
     assert s.temporal_address is None
+    assert (s.temporal_dev_port, s.temporal_ui_port) == (7233, 8233)  # the Temporal CLI's
     assert s.temporal_namespace == "default"
     assert s.task_queue == "casework"
     assert (s.temporal_tls_cert, s.temporal_tls_key, s.temporal_api_key) == (None, None, None)
@@ -109,9 +111,35 @@ def test_base_url_follows_host_and_port() -> None:
     assert Settings.from_env({"CASEWORK_HTTP_HOST": "::1"}).base_url == "http://[::1]:8000"
 
 
+@pytest.mark.parametrize(
+    ("env", "ports"),
+    [
+        ({"CASEWORK_TEMPORAL_DEV_PORT": "17233"}, (17233, 18233)),
+        (
+            {"CASEWORK_TEMPORAL_DEV_PORT": "17233", "CASEWORK_TEMPORAL_UI_PORT": "9000"},
+            (17233, 9000),
+        ),
+        ({"CASEWORK_TEMPORAL_UI_PORT": "0"}, (7233, 0)),
+        ({"CASEWORK_TEMPORAL_DEV_PORT": "65000"}, (65000, 0)),  # no port 66000: no UI
+    ],
+)
+def test_embedded_dev_server_ports(env: dict[str, str], ports: tuple[int, int]) -> None:
+    s = Settings.from_env(env)
+    assert (s.temporal_dev_port, s.temporal_ui_port) == ports
+
+
+def test_the_dev_port_does_not_override_a_configured_cluster() -> None:
+    env = {"CASEWORK_TEMPORAL_ADDRESS": "t:7233", "CASEWORK_TEMPORAL_DEV_PORT": "17233"}
+    assert cluster_address(Settings.from_env(env)) == "t:7233"
+    assert cluster_address(Settings.from_env({"CASEWORK_TEMPORAL_DEV_PORT": "17233"})) == (
+        "127.0.0.1:17233"
+    )
+
+
 def test_empty_values_count_as_unset(in_tmp: Path) -> None:
     names = ["DATA_DIR", "DATABASE_URL", "TEMPORAL_ADDRESS", "SMTP_HOST", "SMTP_PORT"]
     names += ["SMTP_STARTTLS", "HTTP_PORT", "BASE_URL", "POLICY_FILE", "ORG_EMAIL_DOMAINS"]
+    names += ["TEMPORAL_DEV_PORT", "TEMPORAL_UI_PORT"]
     assert Settings.from_env({f"CASEWORK_{n}": " " for n in names}) == Settings.from_env({})
 
 
@@ -132,6 +160,26 @@ def test_settings_are_frozen() -> None:
         (
             {"CASEWORK_SMTP_PORT": "\uff12\uff15"},
             "CASEWORK_SMTP_PORT: must be a whole number 1-65535",
+        ),
+        (
+            {"CASEWORK_TEMPORAL_DEV_PORT": "70000"},
+            "CASEWORK_TEMPORAL_DEV_PORT: must be a whole number 1-65535",
+        ),
+        (
+            {"CASEWORK_TEMPORAL_DEV_PORT": "0"},
+            "CASEWORK_TEMPORAL_DEV_PORT: must be a whole number 1-65535",
+        ),
+        (
+            {"CASEWORK_TEMPORAL_UI_PORT": "ui"},
+            "CASEWORK_TEMPORAL_UI_PORT: must be a whole number 1-65535, or 0 for no web UI",
+        ),
+        (
+            {"CASEWORK_TEMPORAL_UI_PORT": "65536"},
+            "CASEWORK_TEMPORAL_UI_PORT: must be a whole number 1-65535, or 0",
+        ),
+        (
+            {"CASEWORK_TEMPORAL_UI_PORT": "7233"},
+            "CASEWORK_TEMPORAL_UI_PORT: must differ from CASEWORK_TEMPORAL_DEV_PORT (7233)",
         ),
         ({"CASEWORK_HTTP_HOST": "my host"}, "CASEWORK_HTTP_HOST: must be a host name"),
         ({"CASEWORK_SMTP_STARTTLS": "maybe"}, "CASEWORK_SMTP_STARTTLS: must be true or false"),

@@ -1,46 +1,39 @@
-"""`casework up`: the embedded stack, end to end on the real dev server, and its parts.
+"""`casework up`: the embedded stack, end to end on the real dev server, and its shutdown.
 
 The end-to-end test runs `casework up` as a new user would, drives a case through
 the HTTP API, kills the stack with SIGKILL, starts it again on the same data dir
-and finds the case still running in Temporal, then stops it with SIGTERM.
+and finds the case still running in Temporal, runs the parts one process each
+against its dev server, then stops it with SIGTERM.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-import csv
-import io
+import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, cast
 
 import httpx
 import pytest
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import QueuePool
+from temporalio.worker import Worker
 
-from app.db import make_engine, migrate, session_factory
+from app.db import make_engine
+from app.demo import READY_LINE
+from app.devserver import pid_alive
 from app.mailcatcher import list_messages
-from app.people import ROLES, import_people
-from app.settings import SettingsError
-from app.stack import (
-    READY_LINE,
-    DemoLogin,
-    DevServer,
-    StackError,
-    banner,
-    demo_csv,
-    dev_ports,
-    pid_alive,
-    prepare_demo,
-    stop_orphan,
-)
+from app.stack import stop_worker
 from tests.fixtures_temporal import free_port
 
 REPO = Path(__file__).resolve().parents[2]
@@ -60,132 +53,51 @@ IPA = {
 }
 
 
-# ---- the demo directory -------------------------------------------------------------------
+# ---- stopping a worker --------------------------------------------------------------------
 
 
-def demo_rows() -> list[dict[str, str]]:
-    return list(csv.DictReader(io.StringIO(demo_csv())))
+class StubWorker:
+    """What `stop_worker` uses of a Worker: `run` returns once `shutdown` is called."""
+
+    def __init__(self, executor: ThreadPoolExecutor) -> None:
+        self.executor = executor
+        self.stopped = asyncio.Event()
+
+    async def run(self) -> None:
+        await self.stopped.wait()
+
+    async def shutdown(self) -> None:
+        self.stopped.set()
+
+    def config(self) -> dict[str, Any]:
+        return {"activity_executor": self.executor}
 
 
-def test_demo_people_hold_every_role_at_the_organisation_domain() -> None:
-    rows = demo_rows()
-    held = {role for row in rows for role in row["roles"].split(";") if role}
-    assert held == set(ROLES)
-    assert all(row["email"].endswith("@dwp.gov.uk") for row in rows)
-    for row in rows:  # a lead is in the team that they lead
-        for role in row["roles"].split(";"):
-            if role.endswith("_lead"):
-                assert role.removesuffix("_lead") in row["roles"].split(";")
+async def test_a_stopped_worker_has_let_go_of_every_database_connection(tmp_path: Path) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'casework.db'}")
+    pool = cast(QueuePool, engine.pool)
+    executor = ThreadPoolExecutor(1)
+    holding = threading.Event()
 
+    def blocking_activity() -> None:  # still at work when the worker is told to stop
+        with engine.connect():
+            holding.set()
+            time.sleep(0.3)
 
-def test_demo_people_have_a_three_level_chain_and_leads_have_managers() -> None:
-    manager = {row["email"]: row["manager_email"] or None for row in demo_rows()}
-    chain, person = [], manager[EMPLOYEE]
-    while person is not None:
-        chain.append(person)
-        person = manager[person]
-    assert chain == [MANAGER, "harper.head@dwp.gov.uk", "dana.director@dwp.gov.uk"]
-    leads = [r for r in demo_rows() if "_lead" in r["roles"]]
-    assert {r["roles"] for r in leads} == {"sac;sac_lead", "sirt;sirt_lead", "hr;hr_lead"}
-    assert all(manager[r["email"]] for r in leads)  # escalation goes beyond each lead
-
-
-@pytest.fixture
-def sqlite_sessions(tmp_path: Path) -> Iterator[sessionmaker[Session]]:
-    url = f"sqlite:///{tmp_path / 'casework.db'}"
-    migrate(url)
-    engine = make_engine(url)
-    yield session_factory(engine)
-    engine.dispose()
-
-
-def test_demo_people_load_only_into_an_empty_directory(
-    sqlite_sessions: sessionmaker[Session],
-) -> None:
-    with sqlite_sessions.begin() as session:
-        created, logins = prepare_demo(session)
-    assert created == len(demo_rows())
-    assert [login.email for login in logins] == [row["email"] for row in demo_rows()]
-    labels = {login.email: login.label for login in logins}
-    assert labels[EMPLOYEE] == "employee"
-    assert labels[MANAGER] == "manager"
-    assert labels["lee.saclead@dwp.gov.uk"] == "sac;sac_lead"
-
-    with sqlite_sessions.begin() as session:  # a restart: same people, new tokens
-        again, new_logins = prepare_demo(session)
-    assert again == 0
-    assert {x.token for x in logins}.isdisjoint(x.token for x in new_logins)
-
-
-def test_a_directory_of_real_people_is_left_alone(sqlite_sessions: sessionmaker[Session]) -> None:
-    with sqlite_sessions.begin() as session:
-        import_people(session, "email,name,manager_email,roles\nkit@dwp.gov.uk,Kit,,admin\n")
-    with sqlite_sessions.begin() as session:
-        assert prepare_demo(session) == (0, [])
-
-
-def test_the_banner_lists_every_login_and_ends_with_the_ready_line() -> None:
-    logins = [DemoLogin("employee", EMPLOYEE, "t" * 43), DemoLogin("sac", SAC, "s" * 43)]
-    text = banner("http://127.0.0.1:8000", logins, ui_url="http://127.0.0.1:8233")
-    assert {m[2]: m[3] for m in TOKEN_ROW.finditer(text)} == {EMPLOYEE: "t" * 43, SAC: "s" * 43}
-    assert "http://127.0.0.1:8233" in text
-    assert text.endswith(READY_LINE)
-
-
-# ---- the dev server's ports and a previous run's orphan ----------------------------------
-
-
-def test_dev_ports_default_to_the_temporal_cli_ports() -> None:
-    assert dev_ports({}) == (7233, 8233)
-    assert dev_ports({"CASEWORK_TEMPORAL_DEV_PORT": "7300"}) == (7300, 8300)
-    assert dev_ports({"CASEWORK_TEMPORAL_UI_PORT": "0"}) == (7233, None)
-    with pytest.raises(SettingsError, match="CASEWORK_TEMPORAL_DEV_PORT"):
-        dev_ports({"CASEWORK_TEMPORAL_DEV_PORT": "70000"})
-
-
-def sleeper(*args: str) -> subprocess.Popen[bytes]:
-    """A process whose command line reads `args` (after the interpreter's own)."""
-    return subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", *args])
-
-
-def test_a_dev_server_a_killed_stack_left_behind_is_stopped(tmp_path: Path) -> None:
-    dev = DevServer(tmp_path, port=free_port(), ui_port=None)
-    orphan = sleeper(*dev.command()[1:])
+    executor.submit(blocking_activity)
+    worker = StubWorker(executor)
+    task = asyncio.create_task(worker.run())
     try:
-        dev.pid_file.write_text(f"{orphan.pid}\n")
-        assert stop_orphan(dev.pid_file, dev.db_file, timeout=5) == orphan.pid
-        assert orphan.wait(5) == -signal.SIGTERM
-        assert not dev.pid_file.exists()
+        assert await asyncio.to_thread(holding.wait, 5)
+        assert pool.checkedout() == 1
+        await stop_worker(cast(Worker, worker), task)
+        assert task.done()
+        assert pool.checkedout() == 0
+        with pytest.raises(RuntimeError, match="shutdown"):
+            executor.submit(print)
     finally:
-        orphan.kill()
-        orphan.wait()
-
-
-@pytest.mark.parametrize("kind", ["another program", "a dev server of another data dir"])
-def test_a_process_that_is_not_our_dev_server_is_left_alone(tmp_path: Path, kind: str) -> None:
-    dev = DevServer(tmp_path / "ours", port=free_port(), ui_port=None)
-    other = DevServer(tmp_path / "theirs", port=free_port(), ui_port=None)
-    process = sleeper() if kind == "another program" else sleeper(*other.command()[1:])
-    try:
-        dev.data_dir.mkdir()
-        dev.pid_file.write_text(f"{process.pid}\n")
-        assert stop_orphan(dev.pid_file, dev.db_file, timeout=5) is None
-        assert process.poll() is None
-        assert not dev.pid_file.exists()  # stale: the next start does not look again
-    finally:
-        process.kill()
-        process.wait()
-
-
-def test_a_busy_port_is_named_before_the_dev_server_starts(tmp_path: Path) -> None:
-    with socket.socket() as busy:
-        busy.bind(("127.0.0.1", 0))
-        busy.listen()
-        port = busy.getsockname()[1]
-        dev = DevServer(tmp_path, port=port, ui_port=None)
-        with pytest.raises(StackError, match=f"port {port} is already in use"):
-            dev.start()
-    assert dev.process is None
+        executor.shutdown(wait=True)
+        engine.dispose()
 
 
 # ---- the whole stack ----------------------------------------------------------------------
@@ -213,6 +125,11 @@ class Run:
         self.process.send_signal(signal.SIGTERM)
         return self.process.wait(30)
 
+    def output(self) -> str:
+        """What a command that ends by itself printed on stdout; it must succeed."""
+        assert self.process.wait(60) == 0, self.log()
+        return self.stdout.read_text()
+
 
 @dataclass
 class Up(Run):
@@ -236,12 +153,12 @@ class Launcher:
         )
         self.runs: list[Run] = []
 
-    def spawn(self, command: str, **env: str) -> subprocess.Popen[bytes]:
-        n = len(self.runs) + 1
+    def spawn(self, *args: str, **env: str) -> subprocess.Popen[bytes]:
+        n, command = len(self.runs) + 1, args[0]
         stdout, stderr = self.tmp_path / f"{n}-{command}.out", self.tmp_path / f"{n}-{command}.err"
         with stdout.open("wb") as out, stderr.open("wb") as err:
             process = subprocess.Popen(
-                [sys.executable, "-m", "app.cli", command],
+                [sys.executable, "-m", "app.cli", *args],
                 cwd=REPO,
                 env={**self.env, **env},
                 stdin=subprocess.DEVNULL,
@@ -252,8 +169,8 @@ class Launcher:
         self.runs.append(Run(process, stdout, stderr))
         return process
 
-    def run(self, command: str, **env: str) -> Run:
-        self.spawn(command, **env)
+    def run(self, *args: str, **env: str) -> Run:
+        self.spawn(*args, **env)
         return self.runs[-1]
 
     def up(self) -> Up:
@@ -352,17 +269,23 @@ def test_casework_up_serves_survives_a_kill_and_stops_cleanly(launcher: Launcher
     assert isinstance(events, list)
     assert events[-1]["kind"] == "comment"
 
-    # The parts one process each, as a deployment runs them, against the stack's server.
-    # (Each is told the dev server's address: only `up` reads CASEWORK_TEMPORAL_DEV_PORT.)
-    temporal = f"127.0.0.1:{launcher.dev_port}"
-    worker = launcher.run(
-        "worker", CASEWORK_TEMPORAL_ADDRESS=temporal, CASEWORK_SMTP_HOST="127.0.0.1"
-    )
+    # The parts one process each, as a deployment runs them, against the stack's dev
+    # server: found, as a user would have it, through CASEWORK_TEMPORAL_DEV_PORT alone.
+    assert "CASEWORK_TEMPORAL_ADDRESS" not in launcher.env
+    worker = launcher.run("worker", CASEWORK_SMTP_HOST="127.0.0.1")
     web_port = free_port()
-    web = launcher.run("web", CASEWORK_TEMPORAL_ADDRESS=temporal, CASEWORK_HTTP_PORT=str(web_port))
-    worker.wait_for("worker on task queue")
+    web = launcher.run("web", CASEWORK_HTTP_PORT=str(web_port))
+    worker.wait_for(f"worker on task queue 'casework' at 127.0.0.1:{launcher.dev_port}")
     web.wait_for("web server on")
     assert httpx.get(f"http://127.0.0.1:{web_port}/healthz").json() == {"status": "ok"}
+    listed = json.loads(launcher.run("cases", "list", "--as", EMPLOYEE).output())
+    assert [c["id"] for c in listed["items"]] == [case_id]
+    comment = launcher.tmp_path / "comment.json"
+    comment.write_text('{"text": "from the command line"}')
+    acted = launcher.run(
+        "cases", "act", case_id, "comment", "--json", str(comment), "--as", EMPLOYEE
+    )
+    assert json.loads(acted.output())["stage"] == "active"  # an update, through Temporal
     assert worker.stop() == 0, worker.log()
     assert web.stop() == 0, web.log()
 
