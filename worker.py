@@ -22,9 +22,17 @@ from app.db import session_factory
 from app.mail import make_template_env
 from app.policy import load_policy
 from app.settings import Settings
+from workflows.exception import PolicyExceptionWorkflow
+from workflows.investigation import AbuseInvestigationWorkflow
 from workflows.ipa import IpaApprovalWorkflow
+from workflows.referral import DisciplinaryReferralWorkflow
 
-WORKFLOWS: list[type] = [IpaApprovalWorkflow]
+WORKFLOWS: list[type] = [
+    IpaApprovalWorkflow,
+    DisciplinaryReferralWorkflow,
+    AbuseInvestigationWorkflow,
+    PolicyExceptionWorkflow,
+]
 
 # The workflows' own standard-library-only type modules are loaded once, outside the
 # sandbox: cheaper per run, and their datetimes are the real class the converter knows.
@@ -34,6 +42,9 @@ PASSTHROUGH = (
     "workflows.durations",
     "workflows.registry",
     "workflows.ipa_types",
+    "workflows.referral_types",
+    "workflows.investigation_types",
+    "workflows.exception_types",
 )
 
 
@@ -76,6 +87,7 @@ def build_activities(settings: Settings, engine: Engine) -> list[Any]:
         notifications.send_mail,
         add_offsets,
         linked.prepare_linked_case,
+        linked.read_case,
     ]
 
 

@@ -1,4 +1,5 @@
-"""Raising a linked case from a workflow: its number, and the policy it opens under."""
+"""Raising a linked case from a workflow: its number, and the policy it opens under;
+and reading another case, as the read model has it."""
 
 from __future__ import annotations
 
@@ -8,7 +9,9 @@ from temporalio import activity
 
 from app.case_ids import next_case_id
 from app.policy import Policy
-from workflows.common import LinkedCasePlan, LinkedCaseRequest
+from app.views import snapshot_of
+from models import Case
+from workflows.common import CaseRead, CaseReadRequest, LinkedCasePlan, LinkedCaseRequest
 
 
 class LinkedCaseActivities:
@@ -23,3 +26,10 @@ class LinkedCaseActivities:
         with self._sessions.begin() as session:
             case_id = next_case_id(session, request.prefix, request.year)
         return LinkedCasePlan(case_id=case_id, policy=self._policy.for_case(request.type))
+
+    @activity.defn(name="read_case")
+    def read_case(self, request: CaseReadRequest) -> CaseRead:
+        """Another case as the read model has it: what a workflow may know of its peers."""
+        with self._sessions() as session:
+            row = session.get(Case, request.case_id)
+            return CaseRead(case=snapshot_of(row) if row is not None else None)

@@ -14,6 +14,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel
 
 from app import health, service
 from app.bootstrap import Services, running
@@ -134,6 +135,54 @@ async def act(svc: Svc, actor: Caller, case_id: str, body: Action) -> dict[str, 
 )
 async def events(svc: Svc, actor: Caller, case_id: str) -> dict[str, Any]:
     return {"items": await service.case_events(svc, actor=actor, case_id=case_id)}
+
+
+# Response shapes of the evidence upload (here rather than in app.schemas: its own edit).
+class StoredEvidenceOut(BaseModel):
+    sha256: str
+    size: int
+    new: bool  # false when these very bytes were already stored
+
+
+class EvidenceOut(BaseModel):
+    evidence: StoredEvidenceOut
+    case: CaseOut
+
+
+@router.post(
+    "/api/cases/{case_id}/evidence",
+    status_code=201,
+    response_model=None,
+    responses={201: {"model": EvidenceOut}},
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "description": "the file itself, as the whole body (no multipart)",
+            "content": {"application/octet-stream": {"schema": {"type": "string"}}},
+        }
+    },
+)
+async def upload_evidence(
+    svc: Svc,
+    actor: Caller,
+    case_id: str,
+    request: Request,
+    description: Annotated[str | None, Query(description="what the file shows")] = None,
+    url: Annotated[str | None, Query(description="where it was found")] = None,
+    sha256: Annotated[str | None, Query(description="its SHA-256, checked on arrival")] = None,
+) -> dict[str, Any]:
+    """Store an evidence file (the body, up to 1 MiB) and add it to an investigation as
+    the investigator's `add_evidence`, with its SHA-256."""
+    return await service.upload_evidence(
+        svc,
+        actor=actor,
+        case_id=case_id,
+        content=request.stream(),
+        description=description,
+        url=url,
+        sha256=sha256,
+        media_type=request.headers.get("content-type"),
+    )
 
 
 def create_app(services_factory: ServicesFactory) -> FastAPI:

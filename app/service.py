@@ -9,7 +9,7 @@ read model the workflows keep. Who is asking is `app.identity`'s part.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import AsyncIterable, Callable
 from datetime import UTC, datetime
 from typing import Any
 from uuid import uuid4
@@ -35,16 +35,23 @@ from app.errors import (
     from_refusal,
     is_refusal,
 )
+from app.evidence import EvidenceStore
 from app.identity import actor_for, authenticate, whoami
 from app.queries import CaseFilter
 from app.settings import Settings
 from app.temporal import temporal_errors
 from app.views import View, case_json, event_json, snapshot_of, view_of
 from models import Case, CaseEvent
-from workflows import ipa_types
+from workflows import investigation_types, ipa_types, referral_types
 from workflows.common import CLOSED, OPEN, ActionRequest, Actor, CaseInput, CaseSnapshot, EventIn
 from workflows.registry import ACT_UPDATE, CASE_TYPES, OPENED_UPDATE
-from workflows.rules import CaseTypeRules, Refusal, clean_fields, parties_from_details
+from workflows.rules import (
+    CaseTypeRules,
+    Refusal,
+    check_action,
+    clean_fields,
+    parties_from_details,
+)
 
 __all__ = [
     "act",
@@ -54,6 +61,7 @@ __all__ = [
     "get_case",
     "list_cases",
     "open_case",
+    "upload_evidence",
     "whoami",
 ]
 
@@ -65,6 +73,16 @@ MAX_ACTION = 40
 Intake = Callable[[dict[str, Any], Settings], Refusal | None]
 INTAKE: dict[str, Intake] = {
     ipa_types.TYPE: lambda details, s: ipa_types.intake_refusal(details, s.org_email_domains),
+    investigation_types.TYPE: lambda details, s: investigation_types.intake_refusal(
+        details, datetime.now(UTC).date()
+    ),
+}
+
+# Per case type opened only by some: why this person may not open it (403), if not.
+# Checked before the details, so those who may not open it learn nothing from them.
+Opener = Callable[[Actor, dict[str, Any]], Refusal | None]
+OPENERS: dict[str, Opener] = {
+    referral_types.TYPE: referral_types.opener_refusal,
 }
 
 
@@ -82,6 +100,9 @@ async def open_case(
     rules = _rules(case_type)
     if not isinstance(details, dict):
         raise Invalid("details: expected an object")
+    opener = OPENERS.get(rules.type)
+    if opener is not None and (not_yours := opener(actor, details)) is not None:
+        raise from_refusal(not_yours)
     try:
         cleaned = clean_fields(rules.details, details)
         intake = INTAKE.get(rules.type)
@@ -258,6 +279,49 @@ async def act(
                 raise
             raise await _refused(svc, actor, case, action, Conflict(CLOSED_MESSAGE)) from e
     return case_json(rules, after, actor, view_of(rules, after, actor) or "partial")
+
+
+async def upload_evidence(
+    svc: Services,
+    *,
+    actor: Actor,
+    case_id: str,
+    content: AsyncIterable[bytes],
+    description: str | None,
+    url: str | None = None,
+    sha256: str | None = None,
+    media_type: str | None = None,
+) -> dict[str, Any]:
+    """Store an evidence file by its content, then take `add_evidence` with its hash.
+
+    Whoever may not add evidence to the case is refused before a byte is read, as for
+    an action (404 if they may not see the case, 409 once closed, 403), and so is a bad
+    description or URL. Then the file is stored (422 if it is not the `sha256` given,
+    413 past the limit). Should the workflow still refuse the action, the stored file
+    stays, unreferenced: stored by content, it overwrites nothing.
+    """
+    action = "add_evidence"
+    rules, case = await _load(svc, case_id)
+    if view_of(rules, case, actor) is None:
+        hidden = Forbidden(f"actor: {actor.email} may not see {case_id}")
+        await _refused(svc, actor, case, action, hidden)
+        raise NotFound(f"case: no such case {case_id}")
+    if case.status != OPEN:
+        raise await _refused(svc, actor, case, action, Conflict(CLOSED_MESSAGE))
+    fields: dict[str, Any] = {"description": description, "url": url, "media_type": media_type}
+    try:
+        clean_fields(check_action(rules, case, actor, action).fields, fields)
+        stored = await EvidenceStore(svc.settings.data_dir).store(content, sha256=sha256)
+    except Refusal as r:
+        raise await _refused(svc, actor, case, action, from_refusal(r)) from None
+    except ServiceError as e:
+        raise await _refused(svc, actor, case, action, e) from None
+    fields.update(sha256=stored.sha256, size=stored.size)
+    after = await act(svc, actor=actor, case_id=case_id, action=action, fields=fields)
+    return {
+        "evidence": {"sha256": stored.sha256, "size": stored.size, "new": stored.new},
+        "case": after,
+    }
 
 
 async def _refused(

@@ -243,3 +243,15 @@ class LinkedCaseNews:
     status: str
     stage: str
     outcome: str | None = None
+
+
+@dataclass
+class CaseReadRequest:
+    """Ask the read model for another case (an IPA checking the exception it names)."""
+
+    case_id: str
+
+
+@dataclass
+class CaseRead:
+    case: CaseSnapshot | None = None  # None: no such case

@@ -49,7 +49,13 @@ from workflows.common import (
     TeamMembersRequest,
 )
 from workflows.durations import add_elapsed, parse_duration
-from workflows.registry import ACT_UPDATE, LINKED_SIGNAL, OPENED_UPDATE, SNAPSHOT_QUERY
+from workflows.registry import (
+    ACT_UPDATE,
+    FOLLOW_SIGNAL,
+    LINKED_SIGNAL,
+    OPENED_UPDATE,
+    SNAPSHOT_QUERY,
+)
 from workflows.rules import ActionRule, CaseTypeRules, Refusal, check_action, clean_fields
 
 AWAITING_INFO = "awaiting_info"
@@ -112,6 +118,11 @@ class CaseWorkflow:
         """People who must never receive this case's escalations (parties to it)."""
         return []
 
+    def queue_of(self, stage: str) -> str | None:
+        """The team mailed when `stage` waits on a queue (a decision for the team's leads:
+        `"sac_lead"`). Its escalations still go to the case team's lead."""
+        return self.case.team
+
     async def on_due(self) -> bool:
         """The open stage is due. Return True when the stage ends itself then (a question
         unanswered lapses, a window closes, an exception expires); False escalates."""
@@ -123,6 +134,17 @@ class CaseWorkflow:
 
     def on_linked_change(self, news: LinkedCaseNews) -> None:
         """A case this one raised has moved on (e.g. its exception was approved)."""
+
+    def on_open(self) -> None:
+        """The case is opening, its `opened` event emitted: emit what the opening implies
+        (e.g. a referral flagged for criminal consideration). Recorded with the opening."""
+
+    async def after_apply(
+        self, rule: ActionRule, actor: Actor, fields: dict[str, Any], event: EventIn
+    ) -> None:
+        """The part of an action that waits on activities, after `apply` and before the
+        change is recorded: a due time counted in working days, a linked case raised.
+        `event` is the action's own audit event, to note what that part decided."""
 
     # ---- handlers ------------------------------------------------------------------
 
@@ -152,12 +174,28 @@ class CaseWorkflow:
         self.on_linked_change(news)
         await self.commit()
 
+    @workflow.signal(name=FOLLOW_SIGNAL)
+    async def follow(self, follower: Link) -> None:
+        """One more case follows this one (an IPA naming an exception approved before it):
+        linked both ways, and told where this case stands now and as it moves on."""
+        followers: dict[str, str] = self.state.extra.setdefault("followers", {})
+        if follower.id in followers or follower.id == self.state.extra.get("follower"):
+            return
+        if self.case.status != OPEN:
+            await self._tell(follower.id)
+            return
+        followers[follower.id] = ""  # not told yet: the commit tells it
+        self.case.links.append(Link(follower.id, follower.relation))
+        self.emit("linked", SYSTEM_ACTOR, {"case": follower.id, "relation": follower.relation})
+        await self.commit()
+
     @workflow.update(name=ACT_UPDATE)
     async def act(self, request: ActionRequest) -> CaseSnapshot:
-        rule = self.RULES.action(request.action)
+        rule = self.RULES.action(request.action, self.case.stage)
         fields = clean_fields(rule.fields, request.fields)
         event = self.emit(rule.name, request.actor.email, dict(fields))
         self.apply(rule, request.actor, fields)
+        await self.after_apply(rule, request.actor, fields, event)
         if self.case.stage != event.stage:
             event.data["to"] = self.case.stage
         await self.commit()
@@ -193,6 +231,7 @@ class CaseWorkflow:
         self.emit("opened", self.case.requester, {"details": self.case.details})
         for link in self.case.links:
             self.emit("linked", SYSTEM_ACTOR, {"case": link.id, "relation": link.relation})
+        self.on_open()
         self.mail("opened", [self.case.requester])
         await self.commit()
         self.state.opened_recorded = True
@@ -214,6 +253,11 @@ class CaseWorkflow:
         clock = self.state.clock
         if clock is None:
             await workflow.wait_condition(moved)
+            return
+        # A stage entered by an action is planned while the action is recorded (working
+        # days take a local activity): read its times only once they are there.
+        await workflow.wait_condition(lambda: clock.planned or moved())
+        if moved():
             return
         if not clock.announced:
             if not await self._sleep_until(clock.starts_at, moved):
@@ -248,7 +292,7 @@ class CaseWorkflow:
     async def _remind(self) -> None:
         clock = self._clock()
         clock.reminded = True
-        self.emit("reminded", SYSTEM_ACTOR, {"to": self.case.owner or f"team:{self.case.team}"})
+        self.emit("reminded", SYSTEM_ACTOR, {"to": self.case.owner or f"team:{self._owner_team()}"})
         self.mail("reminder", self._owner_recipients(), team=self._owner_team())
         await self.commit()
 
@@ -300,10 +344,14 @@ class CaseWorkflow:
             self.state.clock.announced = True
             self.mail("action_needed", self._owner_recipients(), team=self._owner_team())
 
-    def due_by(self, due_at: datetime) -> None:
-        """Restart the stage's clock with a due time an action set (a hearing date)."""
+    def due_by(self, due_at: datetime, *, starts_at: datetime | None = None) -> None:
+        """Restart the stage's clock with a due time an action set (a hearing date, an
+        expiry). With `starts_at`, the clock starts then (`on_clock_start`: a notice)."""
         self.state.clock = Clock(
-            starts_at=workflow.now(), due_at=due_at, planned=True, announced=True
+            starts_at=starts_at or workflow.now(),
+            due_at=due_at,
+            planned=True,
+            announced=starts_at is None,
         )
         self.case.due_at, self.case.overdue, self.case.escalation_level = due_at, False, 0
         self.state.transitions += 1
@@ -469,9 +517,17 @@ class CaseWorkflow:
     async def _tell_the_case_that_raised_this(self) -> None:
         follower = self.state.extra.get("follower")
         where = f"{self.case.status}:{self.case.stage}"
-        if not follower or self.state.extra.get("told") == where:
-            return
-        self.state.extra["told"] = where
+        if follower and self.state.extra.get("told") != where:
+            self.state.extra["told"] = where
+            await self._tell(follower)
+        # Cases that asked to follow this one later (`follow`), each told once per move.
+        later: dict[str, str] = self.state.extra.get("followers", {})
+        for other, told in list(later.items()):
+            if told != where:
+                later[other] = where
+                await self._tell(other)
+
+    async def _tell(self, follower: str) -> None:
         news = LinkedCaseNews(
             case_id=self.case.id,
             type=self.case.type,
@@ -482,7 +538,7 @@ class CaseWorkflow:
         try:
             await workflow.get_external_workflow_handle(follower).signal(LINKED_SIGNAL, news)
         except ApplicationError:
-            # The case that raised this one has closed: there is no one left to tell.
+            # The case to tell has closed: there is no one left to tell.
             workflow.logger.info("linked case %s has closed", follower)
 
     async def _send(self, request: MailRequest, team: str | None) -> None:
@@ -493,6 +549,9 @@ class CaseWorkflow:
                 result_type=TeamMembers,
                 start_to_close_timeout=RECORD_TIMEOUT,
             )
+            # A party in conflict who is in the team (an investigation's perpetrator in
+            # SIRT) is not told of the case through its queue.
+            members.emails = [m for m in members.emails if m not in self.conflicted()]
             request.to = sorted(set(request.to) | set(members.emails))
         if request.to:
             await workflow.execute_activity(
@@ -547,7 +606,7 @@ class CaseWorkflow:
         return [self.case.owner]
 
     def _owner_team(self) -> str | None:
-        return None if self.case.owner else self.case.team
+        return None if self.case.owner else self.queue_of(self.case.stage)
 
 
 def _shift(clock: Clock, by: timedelta) -> Clock:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from workflows import exception_types as pex
+from workflows.common import OPEN, CaseSnapshot
 from workflows.rules import INVALID, ActionRule, CaseTypeRules, Field, Refusal, common_actions
 
 TYPE = "ipa_approval"
@@ -29,6 +31,10 @@ LAPSED = "lapsed"
 REVOKED = "revoked"
 RETIRED = "retired"
 WITHDRAWN = "withdrawn"
+
+# How an IPA on a personal device and its policy exception name each other (5.1).
+EXCEPTION = "exception"
+EXCEPTION_FOR = "exception_for"
 
 ACCOUNT_KINDS = ("individual_professional", "official", "linkedin", "personal", "trade_union")
 DEVICES = ("dwp_managed", "personal")
@@ -57,6 +63,9 @@ RULES = CaseTypeRules(
         Field("justification"),
         Field("device", "choice", choices=DEVICES, policy="5.1"),
         Field("contact_email", "email", policy="5.1"),
+        # A policy exception of the requester's to cover a personal device (5.1), instead
+        # of one raised on approval: followed if open, used at once if approved.
+        Field("exception_case", required=False, max=40, policy="5.1"),
     ),
     actions=(
         ActionRule(
@@ -123,3 +132,42 @@ def intake_refusal(details: dict[str, Any], org_domains: tuple[str, ...]) -> Ref
             "contact_email",
         )
     return None
+
+
+def exception_request(case: CaseSnapshot) -> dict[str, Any]:
+    """The details of the policy exception an IPA on a personal device raises (5.1)."""
+    details = case.details
+    return {
+        "policy_section": "5.1",
+        "requirement": f"Individual Professional Account {details.get('handle', '')} on "
+        f"{details.get('platform', '')}, used from a personal device",
+        "justification": details.get("justification", ""),
+        "risk": "DWP business conducted from a device DWP does not manage: content and "
+        "credentials outside DWP's controls, and the account harder to recover if the "
+        "device is lost or compromised.",
+        "compensating_controls": "Multi-factor authentication on the account; the device "
+        "kept updated, encrypted and screen-locked; no DWP information stored on it; the "
+        "account used for DWP business only (policy 5.1).",
+        "duration_days": pex.MAX_VALIDITY_DAYS,
+        "related_case": case.id,
+    }
+
+
+def exception_unusable(exception: CaseSnapshot | None, name: str, requester: str) -> str | None:
+    """Why the exception an IPA's details name cannot cover it, if it cannot: it must be an
+    open policy exception of the same requester (waited on until it is approved)."""
+    if exception is None:
+        return f"{name}: no such case"
+    if exception.type != pex.TYPE:
+        return f"{name}: not a policy exception"
+    if exception.requester != requester:
+        return f"{name}: raised by someone else"
+    if exception.status != OPEN:
+        return f"{name}: closed ({exception.outcome})"
+    return None
+
+
+def exception_ended(exception_id: str, outcome: str | None) -> str:
+    """Why an IPA closes with its policy exception: 'policy exception PEX-... was rejected'."""
+    happened = outcome if outcome in (pex.EXPIRED, pex.LAPSED) else f"was {outcome}"
+    return f"policy exception {exception_id} {happened}"

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from workflows import ipa_types
+from workflows import exception_types, investigation_types, ipa_types, referral_types
 from workflows.rules import CaseTypeRules
 
 CASE_TYPES: dict[str, CaseTypeRules] = {
     ipa_types.TYPE: ipa_types.RULES,
+    referral_types.TYPE: referral_types.RULES,
+    investigation_types.TYPE: investigation_types.RULES,
+    exception_types.TYPE: exception_types.RULES,
 }
 
 # Names of the workflow's update and query handlers, shared by every case type.
@@ -15,3 +18,6 @@ OPENED_UPDATE = "opened"
 SNAPSHOT_QUERY = "snapshot"
 # The signal a linked case sends the case that raised it, as it moves on.
 LINKED_SIGNAL = "linked_case_changed"
+# The signal that asks a case to tell one more case as it moves on (an IPA naming an
+# exception approved before it): a `Link` to the asking case, with its relation.
+FOLLOW_SIGNAL = "follow_case"

@@ -42,7 +42,7 @@ class Field:
     """One input field of an action or of a case's details."""
 
     name: str
-    kind: str = "text"  # text, choice, bool, email, emails, int, duration, date, url, object
+    kind: str = "text"  # text, choice, bool, email, emails, int, duration, date, url, urls, object
     required: bool = True
     choices: tuple[str, ...] = ()
     min: int | None = None
@@ -90,12 +90,18 @@ class CaseTypeRules:
     by_name: dict[str, ActionRule] = field(default_factory=dict, compare=False, hash=False)
 
     def __post_init__(self) -> None:
-        self.by_name.update({a.name: a for a in self.actions})
+        # One name may have a rule per stage (a policy exception is rejected by a SAC
+        # officer at triage, by a SAC lead at decision): `by_name` keeps the first.
+        for a in self.actions:
+            self.by_name.setdefault(a.name, a)
 
-    def action(self, name: str) -> ActionRule:
+    def action(self, name: str, stage: str | None = None) -> ActionRule:
+        """The rule for `name`: where the name has a rule per stage, the one for `stage`."""
         rule = self.by_name.get(name)
         if rule is None:
             raise Refusal(INVALID, f"action: unknown action {name!r} for {self.type}", "action")
+        if stage is not None and stage not in rule.stages:
+            rule = next((a for a in self.actions if a.name == name and stage in a.stages), rule)
         return rule
 
 
@@ -157,7 +163,7 @@ def may_see_whole(actor: Actor, case: CaseSnapshot, rules: CaseTypeRules) -> boo
 
 def check_action(rules: CaseTypeRules, case: CaseSnapshot, actor: Actor, action: str) -> ActionRule:
     """The rule for `action` if `actor` may take it on `case` now; else raise a Refusal."""
-    rule = rules.action(action)
+    rule = rules.action(action, case.stage)
     if case.status != OPEN or case.stage not in rule.stages:
         raise Refusal(
             CONFLICT,
@@ -178,12 +184,12 @@ def check_action(rules: CaseTypeRules, case: CaseSnapshot, actor: Actor, action:
 def allowed_actions(rules: CaseTypeRules, case: CaseSnapshot, actor: Actor) -> list[str]:
     """Names of the actions `actor` may take on `case` now, in table order."""
     names = []
-    for rule in rules.actions:
+    for name in rules.by_name:
         try:
-            check_action(rules, case, actor, rule.name)
+            check_action(rules, case, actor, name)
         except Refusal:
             continue
-        names.append(rule.name)
+        names.append(name)
     return names
 
 
@@ -234,6 +240,11 @@ def _clean(spec: Field, value: Any) -> Any:
         if not isinstance(value, list) or not value:
             raise _refuse(spec, "must be a list of email addresses")
         return [_clean(Field(spec.name, "email", policy=spec.policy), v) for v in value]
+    if kind == "urls":
+        if not isinstance(value, list) or not value:
+            raise _refuse(spec, "must be a list of http(s) URLs")
+        item = Field(spec.name, "url", max=spec.max, policy=spec.policy)
+        return [_clean(item, v) for v in value]
     if kind == "int":
         if isinstance(value, bool) or not isinstance(value, int):
             raise _refuse(spec, "must be a whole number")

@@ -78,6 +78,7 @@ async def test_openapi_documents_every_endpoint(offline_api: httpx.AsyncClient) 
         "/api/cases/{case_id}",
         "/api/cases/{case_id}/actions",
         "/api/cases/{case_id}/events",
+        "/api/cases/{case_id}/evidence",
     }
     assert set(doc["paths"]["/api/cases"]) == {"get", "post"}
     assert "HTTPBearer" in doc["components"]["securitySchemes"]

@@ -253,3 +253,28 @@ async def test_personal_device_waits_for_an_exception(
     await act(handle, MANAGER, "endorse")
     case = await act(handle, OFFICER, "approve")
     assert case.stage == ipa.AWAITING_EXCEPTION
+    # ... on a policy exception it raised itself (5.1): see test_exception.py.
+    [link] = case.links
+    assert link.relation == ipa.EXCEPTION and link.id.startswith("PEX-")
+
+
+async def test_a_stage_entered_by_an_action_is_chased_in_working_days(
+    time_skipping_env: WorkflowEnvironment, worker: Worker, engine: Engine
+) -> None:
+    # The shipped policy counts working days, planned by a local activity while the
+    # action is recorded: the new stage's clock must still run.
+    handle, case = await start(
+        time_skipping_env.client, worker.task_queue, new_case(shipped_policy())
+    )
+    reviewing = await act(handle, MANAGER, "endorse")
+    assert reviewing.due_at is not None
+    await time_skipping_env.sleep(reviewing.due_at - reviewing.updated_at + timedelta(hours=1))
+    await eventually(lambda: len(events(engine, case.id, "escalated")) >= 1)
+    reminded = events(engine, case.id, "reminded")
+    assert [e.stage for e in reminded] == [ipa.SAC_REVIEW]
+    first = events(engine, case.id, "escalated")[0]
+    assert (first.stage, first.data["to"], first.data["level"]) == (
+        ipa.SAC_REVIEW,
+        SAC_LEAD.email,
+        1,
+    )

@@ -1,0 +1,131 @@
+"""Evidence files, stored by their content: `<data_dir>/evidence/<sha256[:2]>/<sha256>`.
+
+A file's name is its SHA-256, so the same file uploaded twice is stored once, what
+the audit trail records (the hash) finds the file, and a stored file is never
+replaced by different bytes. An upload is written to a temporary file beside the
+store and linked into place only once complete and synced, so no reader ever sees
+half a file, and a failed or refused upload leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import re
+import tempfile
+from collections.abc import AsyncIterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+from app.errors import Invalid, ServiceError
+
+# As large as the API lets any request body be (`app.api.MAX_BODY`): a larger limit
+# here needs a larger one for this path there too.
+MAX_EVIDENCE = 1024 * 1024
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_READ_CHUNK = 1024 * 1024
+
+
+class TooLarge(ServiceError):
+    code, status = "too_large", 413
+
+
+@dataclass(frozen=True)
+class StoredEvidence:
+    sha256: str
+    size: int
+    new: bool  # False: these very bytes were already stored
+
+
+class EvidenceStore:
+    """Content-addressed files under `<data_dir>/evidence`."""
+
+    def __init__(self, data_dir: Path, *, limit: int = MAX_EVIDENCE) -> None:
+        self.root = data_dir / "evidence"
+        self.limit = limit
+
+    def path_of(self, sha256: str) -> Path:
+        checked = _checked(sha256)
+        return self.root / checked[:2] / checked
+
+    async def store(
+        self, content: AsyncIterable[bytes], *, sha256: str | None = None
+    ) -> StoredEvidence:
+        """Store what `content` yields; Invalid if it is empty or not the `sha256` the
+        client gave, TooLarge past the limit (stopping reading there)."""
+        expected = _checked(sha256.strip().lower()) if sha256 is not None else None
+        incoming = self.root / "incoming"
+        await asyncio.to_thread(incoming.mkdir, parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(dir=incoming, prefix="upload-")
+        partial = Path(name)
+        try:
+            digest, size = hashlib.sha256(), 0
+            with os.fdopen(fd, "wb") as out:
+                async for chunk in content:
+                    size += len(chunk)
+                    if size > self.limit:
+                        raise TooLarge(f"file: larger than {self.limit} bytes")
+                    digest.update(chunk)
+                    await asyncio.to_thread(out.write, chunk)
+                await asyncio.to_thread(_sync, out)
+            if size == 0:
+                raise Invalid("file: empty (send the file as the request body)")
+            actual = digest.hexdigest()
+            if expected is not None and actual != expected:
+                raise Invalid(f"sha256: the file received has SHA-256 {actual}, not {expected}")
+            new = await asyncio.to_thread(self._place, partial, actual)
+            return StoredEvidence(sha256=actual, size=size, new=new)
+        finally:
+            partial.unlink(missing_ok=True)
+
+    def open(self, sha256: str) -> BinaryIO:
+        """The stored file, for reading; FileNotFoundError if there is none."""
+        return self.path_of(sha256).open("rb")
+
+    def intact(self, sha256: str) -> bool:
+        """Whether the file stored under `sha256` still has that hash (tampering shows)."""
+        digest = hashlib.sha256()
+        with self.open(sha256) as stored:
+            while chunk := stored.read(_READ_CHUNK):
+                digest.update(chunk)
+        return digest.hexdigest() == sha256
+
+    def _place(self, partial: Path, sha256: str) -> bool:
+        """Link the complete file in under its hash: False if it was there already."""
+        final = self.path_of(sha256)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        partial.chmod(0o440)  # evidence is read, never changed
+        try:
+            # A link never replaces: of two uploads of one file at once, one stores it.
+            os.link(partial, final)
+        except FileExistsError:
+            return False
+        _sync_dir(final.parent)
+        return True
+
+
+def _checked(sha256: str) -> str:
+    if not _SHA256.match(sha256):
+        raise Invalid("sha256: must be 64 lower-case hexadecimal digits (a SHA-256)")
+    return sha256
+
+
+def _sync(out: BinaryIO) -> None:
+    out.flush()
+    os.fsync(out.fileno())
+
+
+def _sync_dir(path: Path) -> None:
+    """Make a new directory entry durable (POSIX); a no-op where directories cannot."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)

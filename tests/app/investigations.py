@@ -1,0 +1,80 @@
+"""An abuse investigation through the service layer, and the people around it, for the
+API tests (confidentiality, evidence). Adds to the people of `tests/app/conftest.py`."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import nullcontext
+from typing import Any
+
+import httpx
+from sqlalchemy.orm import Session, sessionmaker
+
+from app import service
+from app.api import create_app
+from app.auth import issue_token
+from app.bootstrap import Services
+from app.people import import_people
+from workflows import investigation_types as abu
+from workflows.common import Actor
+
+MORE_PEOPLE = """email,name,manager_email,roles
+sirtlead@dwp.gov.uk,SIRT Lead,ceo@dwp.gov.uk,sirt;sirt_lead
+hr@dwp.gov.uk,HR Officer,hrlead@dwp.gov.uk,hr
+hrlead@dwp.gov.uk,HR Lead,ceo@dwp.gov.uk,hr;hr_lead
+admin@dwp.gov.uk,Administrator,,admin
+reporter@dwp.gov.uk,Reporter,manager@dwp.gov.uk,
+perp@dwp.gov.uk,Perpetrator,manager@dwp.gov.uk,
+target@dwp.gov.uk,Target,manager@dwp.gov.uk,
+investigator@dwp.gov.uk,Appointed Investigator,manager@dwp.gov.uk,
+"""
+
+REPORTER = Actor("reporter@dwp.gov.uk", [], "Reporter")
+SIRT_LEAD = Actor("sirtlead@dwp.gov.uk", ["sirt", "sirt_lead"], "SIRT Lead")
+# Appointed from outside SIRT: sees the case only as its investigator.
+INVESTIGATOR = Actor("investigator@dwp.gov.uk", [], "Appointed Investigator")
+
+# A word only the investigation's details hold, to search for.
+SECRET_WORD = "zanzibar"
+DETAILS: dict[str, Any] = {
+    "category": "harassment",
+    "platform": "Facebook",
+    "description": f"Posts about a colleague in the {SECRET_WORD} group",
+    "occurred_on": "2026-01-05",
+    "source": "routine_monitoring",
+    "content_urls": ["https://facebook.example/groups/1/posts/2"],
+    "targets": ["target@dwp.gov.uk"],
+    "perpetrator": {"kind": "employee", "email": "perp@dwp.gov.uk"},
+}
+
+
+def add_people(sessions: sessionmaker[Session]) -> None:
+    with sessions.begin() as session:
+        import_people(session, MORE_PEOPLE)
+
+
+def bearer(sessions: sessionmaker[Session], *emails: str) -> dict[str, dict[str, str]]:
+    with sessions.begin() as session:
+        return {e: {"Authorization": f"Bearer {issue_token(session, e)}"} for e in emails}
+
+
+async def open_investigation(svc: Services, *, assign: bool = True) -> str:
+    """Reported by REPORTER; with `assign`, in `investigation` with INVESTIGATOR on it."""
+    case = await service.open_case(svc, actor=REPORTER, case_type=abu.TYPE, details=DETAILS)
+    if assign:
+        fields = {"investigator": INVESTIGATOR.email}
+        await service.act(svc, actor=SIRT_LEAD, case_id=case["id"], action="assign", fields=fields)
+    case_id: str = case["id"]
+    return case_id
+
+
+async def http_client(services: Services) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_app(lambda: nullcontext(services))
+    # httpx's transport runs no lifespan: enter it here, as uvicorn would.
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://casework.test"
+        ) as client,
+    ):
+        yield client

@@ -1,0 +1,210 @@
+"""Who sees what of a confidential abuse investigation, next to an ordinary IPA, through
+every read endpoint of the API and the action endpoint: one table of people, the
+answers each endpoint owes them, compared cell by cell."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+
+from app import service
+from app.bootstrap import Services
+from app.views import PARTIAL_FIELDS
+from tests.app.investigations import (
+    INVESTIGATOR,
+    REPORTER,
+    SECRET_WORD,
+    add_people,
+    bearer,
+    http_client,
+    open_investigation,
+)
+from workflows.common import Actor
+
+WHOLE, OUTLINE, HIDDEN = "whole", "outline", "hidden"
+
+# The one table (API.md): person -> how they see (the investigation, the IPA), and
+# whether they may comment where they see whole (auditors read, they never write).
+PEOPLE: dict[str, tuple[str, str, str, bool]] = {
+    # name:          (email,                    investigation, ipa, comments)
+    "sac": ("officer@dwp.gov.uk", HIDDEN, WHOLE, True),
+    "sac_lead": ("saclead@dwp.gov.uk", HIDDEN, WHOLE, True),
+    "sirt": ("sirt@dwp.gov.uk", WHOLE, WHOLE, True),
+    "sirt_lead": ("sirtlead@dwp.gov.uk", WHOLE, WHOLE, True),
+    "hr": ("hr@dwp.gov.uk", HIDDEN, WHOLE, True),
+    "hr_lead": ("hrlead@dwp.gov.uk", HIDDEN, WHOLE, True),
+    "auditor": ("auditor@dwp.gov.uk", WHOLE, WHOLE, False),
+    "admin": ("admin@dwp.gov.uk", WHOLE, WHOLE, True),
+    "reporter": (REPORTER.email, OUTLINE, WHOLE, True),
+    "perpetrator": ("perp@dwp.gov.uk", HIDDEN, WHOLE, True),
+    "investigator": (INVESTIGATOR.email, WHOLE, WHOLE, True),
+    "target": ("target@dwp.gov.uk", HIDDEN, WHOLE, True),
+    "outsider": ("loner@dwp.gov.uk", HIDDEN, WHOLE, True),
+}
+
+ENDPOINTS = ("get", "list", "list q=word", "list q=id", "list stage=", "list team=")
+ENDPOINTS += ("events", "comment")
+WHOLE_FIELDS = {
+    *("id", "type", "status", "stage", "outcome", "requester", "assignee", "team"),
+    *("due_at", "overdue", "escalation_level", "opened_at", "updated_at", "closed_at"),
+    *("details", "links", "actions"),
+}
+OUTLINE_FIELDS = {*PARTIAL_FIELDS, "actions"}
+
+
+def expected(view: str, comments: bool) -> dict[str, Any]:
+    """What each endpoint answers someone who sees a case so (API.md): the whole case
+    everywhere; an outline that searches only by id, never matches a filter on what it
+    hides (team, assignee, overdue), and reads no events; or nothing at all (404)."""
+    if view == WHOLE:
+        listed: dict[str, Any] = {e: WHOLE for e in ENDPOINTS if e.startswith("list")}
+        return {"get": WHOLE, **listed, "events": 200, "comment": 200 if comments else 403}
+    if view == OUTLINE:
+        return {
+            "get": OUTLINE,
+            "list": OUTLINE,
+            "list q=word": HIDDEN,
+            "list q=id": OUTLINE,
+            "list stage=": OUTLINE,
+            "list team=": HIDDEN,
+            "events": 403,
+            "comment": 403,
+        }
+    listed = {e: HIDDEN for e in ENDPOINTS if e.startswith("list")}
+    return {"get": 404, **listed, "events": 404, "comment": 404}
+
+
+def shown_as(case: dict[str, Any]) -> str:
+    if set(case) == WHOLE_FIELDS:
+        return WHOLE
+    assert set(case) == OUTLINE_FIELDS, f"neither whole nor outline: {sorted(case)}"
+    return OUTLINE
+
+
+IPA_DETAILS = {
+    "account_kind": "individual_professional",
+    "platform": "LinkedIn",
+    "handle": "zanzibar-jobs",  # the same secret word: an IPA's details are no secret
+    "justification": "Recruitment",
+    "device": "dwp_managed",
+    "contact_email": "jo@example.com",
+}
+
+
+@pytest.fixture
+async def api(services: Services) -> AsyncIterator[httpx.AsyncClient]:
+    add_people(services.sessions)
+    async for client in http_client(services):
+        yield client
+
+
+async def observe(
+    api: httpx.AsyncClient, case: dict[str, str], auth: dict[str, str]
+) -> dict[str, Any]:
+    """What one person gets from each endpoint for one case."""
+    path = f"/api/cases/{case['id']}"
+    got: dict[str, Any] = {}
+    response = await api.get(path, headers=auth)
+    got["get"] = shown_as(response.json()) if response.status_code == 200 else response.status_code
+    searches = {
+        "list": {},
+        "list q=word": {"q": SECRET_WORD},
+        "list q=id": {"q": case["id"]},
+        "list stage=": {"stage": case["stage"], "status": "open"},
+        "list team=": {"team": case["team"]},
+    }
+    for name, params in searches.items():
+        listed = (
+            await api.get("/api/cases", params={"type": case["type"], **params}, headers=auth)
+        ).json()
+        items = [c for c in listed["items"] if c["id"] == case["id"]]
+        # One case of each type exists: the count gives away exactly what the items do.
+        assert listed["total"] == len(listed["items"]) == len(items), (name, listed)
+        got[name] = shown_as(items[0]) if items else HIDDEN
+    got["events"] = (await api.get(f"{path}/events", headers=auth)).status_code
+    comment = {"action": "comment", "text": "Noted"}
+    got["comment"] = (await api.post(f"{path}/actions", json=comment, headers=auth)).status_code
+    return got
+
+
+async def test_who_sees_what_of_a_confidential_investigation_and_of_an_ipa(
+    api: httpx.AsyncClient, services: Services
+) -> None:
+    investigation_id = await open_investigation(services)  # in investigation, assigned
+    auth = bearer(services.sessions, *(email for email, *_ in PEOPLE.values()))
+    employee = bearer(services.sessions, "employee@dwp.gov.uk")["employee@dwp.gov.uk"]
+    ipa = (
+        await api.post(
+            "/api/cases", json={"type": "ipa_approval", "details": IPA_DETAILS}, headers=employee
+        )
+    ).json()
+    cases = {
+        "investigation": {
+            "id": investigation_id,
+            "type": "abuse_investigation",
+            "stage": "investigation",
+            "team": "sirt",
+        },
+        "ipa": {"id": ipa["id"], "type": "ipa_approval", "stage": ipa["stage"], "team": "sac"},
+    }
+    # Cell by cell, so a failure names the person, the case and the endpoint.
+    want: dict[tuple[str, str, str], Any] = {}
+    got: dict[tuple[str, str, str], Any] = {}
+    for name, (email, on_investigation, on_ipa, comments) in PEOPLE.items():
+        for kind, view in (("investigation", on_investigation), ("ipa", on_ipa)):
+            answers = await observe(api, cases[kind], auth[email])
+            for endpoint, answer in expected(view, comments).items():
+                want[name, kind, endpoint] = answer
+                got[name, kind, endpoint] = answers[endpoint]
+    assert got == want
+
+
+async def test_those_who_may_not_see_an_investigation_never_count_it(
+    api: httpx.AsyncClient, services: Services
+) -> None:
+    investigation_id = await open_investigation(services)
+    hidden = [email for email, seen, *_ in PEOPLE.values() if seen == HIDDEN]
+    auth = bearer(services.sessions, *hidden)
+    filters: list[dict[str, str]] = [
+        {},
+        {"type": "abuse_investigation"},
+        {"status": "open"},
+        {"stage": "investigation"},
+        {"team": "sirt"},
+        {"assignee": INVESTIGATOR.email},
+        {"overdue": "false"},
+        {"q": SECRET_WORD},
+        {"q": investigation_id},
+        {"q": "abuse_investigation"},
+    ]
+    for email in hidden:
+        for params in filters:
+            listed = (await api.get("/api/cases", params=params, headers=auth[email])).json()
+            assert listed == {"items": [], "total": 0}, (email, params)
+
+
+async def test_the_reporter_follows_the_outline_to_the_outcome(
+    api: httpx.AsyncClient, services: Services
+) -> None:
+    case_id = await open_investigation(services, assign=False)
+    reporter = bearer(services.sessions, REPORTER.email)[REPORTER.email]
+    lead = Actor("sirtlead@dwp.gov.uk", ["sirt", "sirt_lead"])
+    await service.act(
+        services,
+        actor=lead,
+        case_id=case_id,
+        action="no_further_action",
+        fields={"reason": "Out of scope"},
+    )
+    outline = (await api.get(f"/api/cases/{case_id}", headers=reporter)).json()
+    assert outline == {
+        "id": case_id,
+        "type": "abuse_investigation",
+        "status": "closed",
+        "stage": "closed",
+        "outcome": "no_further_action",
+        "actions": [],
+    }

@@ -1,0 +1,144 @@
+"""Building policy exceptions, and reading what they did, for workflow tests."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session
+from temporalio.client import Client, WorkflowHandle
+
+from app.calendar import is_working_day
+from app.people import import_people
+from app.policy import Policy, parse_policy
+from models import Case
+from tests.workflows.ipa_helpers import DETAILS as IPA_DETAILS
+from tests.workflows.ipa_helpers import (
+    EMPLOYEE,
+    MANAGER,
+    OFFICER,
+    PEOPLE,
+    SAC_LEAD,
+    act,
+    new_case,
+    shipped_policy,
+)
+from workflows import exception_types as pex
+from workflows import ipa_types as ipa
+from workflows.common import Actor, CaseInput, CaseSnapshot
+from workflows.registry import CASE_TYPES, OPENED_UPDATE, SNAPSHOT_QUERY
+
+# The IPA tests' people, and a second SAC lead: four eyes needs two.
+OFFICER2 = Actor("officer2@dwp.gov.uk", ["sac"])
+SAC_LEAD2 = Actor("saclead2@dwp.gov.uk", ["sac", "sac_lead"])
+MORE_PEOPLE = "saclead2@dwp.gov.uk,Second SAC Lead,director@dwp.gov.uk,sac;sac_lead\n"
+
+DETAILS: dict[str, Any] = {
+    "policy_section": "5.1",
+    "requirement": "Post to the DWP careers account from a personal phone at job fairs",
+    "justification": "Job fairs are held where DWP devices cannot connect",
+    "risk": "Account credentials held on an unmanaged device",
+    "compensating_controls": "Multi-factor authentication; no DWP data on the phone",
+    "duration_days": 30,
+}
+
+
+def load_people(engine: Engine) -> None:
+    with Session(engine) as session, session.begin():
+        import_people(session, PEOPLE + MORE_PEOPLE)
+
+
+def exception_policy(**active: str) -> Policy:
+    """The shipped policy; `active` overrides keys of the active stage (`expiry_notice`)."""
+    text = (Path(__file__).resolve().parents[2] / "app" / "default_policy.toml").read_text()
+    policy = parse_policy(text)
+    stages = policy.stages[pex.TYPE]
+    stages[pex.AWAITING_INFO].remind = "P2D"
+    stages[pex.AWAITING_INFO].extra["lapse"] = "P5D"
+    stages[pex.ACTIVE].extra.update(active)
+    return policy
+
+
+def new_exception(policy: Policy, *, requester: Actor = EMPLOYEE, **details: Any) -> CaseInput:
+    """A policy exception as the service opens it."""
+    now = datetime.now(UTC)
+    case = CaseSnapshot(
+        id=f"PEX-T-{uuid.uuid4().hex[:10]}",
+        type=pex.TYPE,
+        status="open",
+        stage=pex.TRIAGE,
+        requester=requester.email,
+        opened_at=now,
+        updated_at=now,
+        team=pex.RULES.team,
+        details={**DETAILS, **details},
+        parties={"requester": requester.email},
+        policy_version=policy.version,
+    )
+    return CaseInput(case=case, policy=policy.for_case(pex.TYPE))
+
+
+async def start(
+    client: Client, task_queue: str, inp: CaseInput
+) -> tuple[WorkflowHandle[Any, Any], CaseSnapshot]:
+    """Start a case of any type and wait until its opening is recorded."""
+    handle = await client.start_workflow(
+        CASE_TYPES[inp.case.type].workflow,
+        inp,
+        id=inp.case.id,
+        task_queue=task_queue,
+        result_type=CaseSnapshot,
+    )
+    return handle, await handle.execute_update(OPENED_UPDATE, result_type=CaseSnapshot)
+
+
+def row(engine: Engine, case_id: str) -> Case:
+    """The read model's row of a case."""
+    with Session(engine) as session:
+        found = session.get(Case, case_id)
+        assert found is not None, case_id
+        return found
+
+
+def working_days_before(end: datetime, n: int, region: str = "GB-ENG") -> datetime:
+    """The same time as `end`, `n` working days before its date: counted one day at a time."""
+    day: date = end.date()
+    for _ in range(n):
+        day -= timedelta(days=1)
+        while not is_working_day(day, region):
+            day -= timedelta(days=1)
+    return datetime.combine(day, time(end.hour, end.minute, end.second, end.microsecond), UTC)
+
+
+async def snapshot(handle: WorkflowHandle[Any, Any]) -> CaseSnapshot:
+    found: CaseSnapshot = await handle.query(SNAPSHOT_QUERY, result_type=CaseSnapshot)
+    return found
+
+
+async def to_decision(handle: WorkflowHandle[Any, Any], assessor: Actor = OFFICER2) -> CaseSnapshot:
+    await act(handle, OFFICER, "accept")
+    return await act(handle, assessor, "submit_assessment", risk_rating="medium", assessment="OK")
+
+
+async def to_active(handle: WorkflowHandle[Any, Any]) -> CaseSnapshot:
+    await to_decision(handle)
+    return await act(handle, SAC_LEAD, "approve")
+
+
+async def personal_ipa(client: Client, task_queue: str, **details: str) -> WorkflowHandle[Any, Any]:
+    """An IPA for use from a personal device, endorsed: waiting on the SAC's approval."""
+    inp = new_case(shipped_policy(), details={**IPA_DETAILS, "device": "personal", **details})
+    handle, _ = await start(client, task_queue, inp)
+    await act(handle, MANAGER, "endorse")
+    return handle
+
+
+async def raised_exception(client: Client, ipa_case: CaseSnapshot) -> WorkflowHandle[Any, Any]:
+    """The policy exception an IPA raised, once its opening is recorded."""
+    [link] = [link for link in ipa_case.links if link.relation == ipa.EXCEPTION]
+    handle = client.get_workflow_handle(link.id, result_type=CaseSnapshot)
+    await handle.execute_update(OPENED_UPDATE, result_type=CaseSnapshot)
+    return handle

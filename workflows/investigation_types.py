@@ -1,0 +1,199 @@
+"""Abuse investigation (policy 4, 6.3, Annex 1): the one table of its stages, actions
+and actors, its details and its intake rules.
+
+Confidential: seen whole by sirt, sirt_lead, the assigned investigator, auditors and
+admins; the reporter (the requester) sees only the case's outline; anyone else gets 404.
+
+Standard library only: the workflow, the service layer, the pages and the tests
+all read this module.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date, timedelta
+from typing import Any
+
+from workflows.rules import (
+    INVALID,
+    ActionRule,
+    CaseTypeRules,
+    Field,
+    Refusal,
+    clean_fields,
+    common_actions,
+)
+
+TYPE = "abuse_investigation"
+
+TRIAGE = "triage"
+INVESTIGATION = "investigation"
+REVIEW = "review"
+
+STAGES = (TRIAGE, INVESTIGATION, REVIEW)
+
+# Outcomes of a closed investigation: no further action, or the finding.
+NO_FURTHER_ACTION = "no_further_action"
+SUBSTANTIATED = "substantiated"
+UNSUBSTANTIATED = "unsubstantiated"
+INCONCLUSIVE = "inconclusive"
+FINDINGS = (SUBSTANTIATED, UNSUBSTANTIATED, INCONCLUSIVE)
+
+# Annex 1 and 4.1 name the kinds of abuse; 4.2 adds unauthorised recordings.
+CATEGORIES = (
+    "trolling",
+    "cyberstalking",
+    "cyberbullying",
+    "harassment",
+    "discrimination",
+    "defamation",
+    "unauthorised_recording",
+)
+SOURCES = ("staff_report", "routine_monitoring")  # 4.1, and 6.3's routine monitoring
+EMPLOYEE = "employee"
+PERPETRATOR_KINDS = (EMPLOYEE, "external", "unknown")
+
+MAX_EXTENSIONS = 2
+SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
+
+# Who owns each stage: a party of the case, or None for the SIRT queue (whose lead
+# reviews: the workflow keeps the review with the queue, not the investigator).
+STAGE_OWNER: dict[str, str | None] = {
+    TRIAGE: None,
+    INVESTIGATION: "investigator",
+    REVIEW: None,
+}
+
+REASON = Field("reason")
+PERPETRATOR = (
+    Field("kind", "choice", choices=PERPETRATOR_KINDS),
+    Field("email", "email", required=False),
+    Field("description", required=False, max=2000),
+)
+
+RULES = CaseTypeRules(
+    type=TYPE,
+    prefix="ABU",
+    team="sirt",
+    stages=STAGES,
+    workflow="AbuseInvestigationWorkflow",
+    confidential=True,
+    full_viewers=(
+        "role:sirt",
+        "role:sirt_lead",
+        "party:investigator",
+        "role:auditor",
+        "role:admin",
+    ),
+    partial_viewers=("party:requester",),
+    # Whoever the details name as perpetrator is a party: never escalated to, never told.
+    detail_parties=(("perpetrator", "perpetrator.email"),),
+    details=(
+        Field("category", "choice", choices=CATEGORIES, policy="4.1"),
+        Field("platform", max=100),
+        Field("description"),
+        Field("occurred_on", "date"),
+        Field("source", "choice", choices=SOURCES, policy="6.3"),
+        Field("content_urls", "urls", max=2000),
+        Field("targets", "emails"),
+        Field("perpetrator", "object"),
+    ),
+    actions=(
+        ActionRule(
+            "assign",
+            frozenset({TRIAGE}),
+            ("role:sirt", "role:sirt_lead"),
+            (Field("investigator", "email"),),
+            label="Assign an investigator",
+            policy="6.3",
+        ),
+        ActionRule(
+            "no_further_action",
+            frozenset({TRIAGE}),
+            ("role:sirt", "role:sirt_lead"),
+            (REASON,),
+            label="No further action",
+        ),
+        ActionRule(
+            "add_evidence",
+            frozenset({INVESTIGATION}),
+            ("party:investigator",),
+            (
+                Field("description"),
+                Field("url", "url", required=False, max=2000),
+                Field("sha256", required=False, max=64),
+                # Filled in by an upload (POST /api/cases/{id}/evidence).
+                Field("size", "int", required=False, min=0),
+                Field("media_type", required=False, max=200),
+            ),
+            label="Add evidence",
+        ),
+        ActionRule(
+            "extend",
+            frozenset({INVESTIGATION}),
+            ("party:investigator",),
+            (Field("by", "duration"), REASON),
+            label="Extend",
+        ),
+        ActionRule(
+            "conclude",
+            frozenset({INVESTIGATION}),
+            ("party:investigator",),
+            (
+                Field("finding", "choice", choices=FINDINGS),
+                Field("summary"),
+                Field("refer", "bool", policy="6.2"),
+                Field("criminal_consideration", "bool", required=False, policy="6.2"),
+            ),
+            label="Conclude",
+        ),
+        # Four eyes: a SIRT lead other than whoever investigated or concluded.
+        ActionRule(
+            "close",
+            frozenset({REVIEW}),
+            ("role:sirt_lead",),
+            not_party=("investigator", "concluded_by"),
+            label="Close",
+        ),
+        ActionRule(
+            "reopen",
+            frozenset({REVIEW}),
+            ("role:sirt_lead",),
+            (REASON,),
+            not_party=("investigator", "concluded_by"),
+            label="Reopen",
+        ),
+        *common_actions("sirt", frozenset(STAGES)),
+    ),
+)
+
+
+def policy_sections(category: str) -> str:
+    """The sections a referral for this abuse cites: 4.1 (4.2 for a recording), and 6.2."""
+    return ("4.2" if category == "unauthorised_recording" else "4.1") + ", 6.2"
+
+
+def intake_refusal(details: dict[str, Any], today: date) -> Refusal | None:
+    """Why a report is refused before anything starts, if it is: a malformed perpetrator,
+    an employee perpetrator not named by email, abuse that has not happened yet."""
+    perpetrator = details.get("perpetrator")
+    if not isinstance(perpetrator, dict):
+        return Refusal(INVALID, "perpetrator: must be an object", "perpetrator")
+    unknown = sorted(set(perpetrator) - {f.name for f in PERPETRATOR})
+    if unknown:
+        where = f"perpetrator.{unknown[0]}"
+        return Refusal(INVALID, f"{where}: unknown field (kind, email, description)", where)
+    try:
+        cleaned = clean_fields(PERPETRATOR, perpetrator)
+    except Refusal as r:
+        return Refusal(r.code, f"perpetrator.{r.message}", f"perpetrator.{r.field}")
+    if cleaned["kind"] == EMPLOYEE and not cleaned.get("email"):
+        return Refusal(
+            INVALID,
+            "perpetrator.email: required when the perpetrator is an employee (policy 6.2)",
+            "perpetrator.email",
+        )
+    # A day's grace: where the reporter is (BST), "today" may be a day ahead of UTC's.
+    if date.fromisoformat(details["occurred_on"]) > today + timedelta(days=1):
+        return Refusal(INVALID, "occurred_on: cannot be in the future", "occurred_on")
+    return None

@@ -1,0 +1,150 @@
+"""Disciplinary referral (policy 6.2, 6.4): the one table of its stages, actions and
+actors, its details and its intake rules.
+
+Confidential: seen whole by hr, hr_lead, the caseworker, auditors and admins; the
+subject sees only the case's outline; anyone else gets 404.
+
+Standard library only: the workflow, the service layer, the pages and the tests
+all read this module.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+from workflows.common import Actor
+from workflows.rules import (
+    FORBIDDEN,
+    ActionRule,
+    CaseTypeRules,
+    Field,
+    Refusal,
+    common_actions,
+)
+
+TYPE = "disciplinary_referral"
+
+HR_REVIEW = "hr_review"
+HEARING = "hearing"
+APPEAL_WINDOW = "appeal_window"
+APPEAL = "appeal"
+
+STAGES = (HR_REVIEW, HEARING, APPEAL_WINDOW, APPEAL)
+
+# Outcomes of a hearing (`record_outcome`), and so of a closed referral.
+NO_ACTION = "no_action"
+FIRST_WRITTEN_WARNING = "first_written_warning"
+FINAL_WRITTEN_WARNING = "final_written_warning"
+DISMISSAL = "dismissal"
+HEARING_OUTCOMES = (NO_ACTION, FIRST_WRITTEN_WARNING, FINAL_WRITTEN_WARNING, DISMISSAL)
+
+# Other outcomes of a closed referral.
+NO_CASE_TO_ANSWER = "no_case_to_answer"
+OVERTURNED = "overturned"
+
+# Who owns each stage: a party of the case, or None for a queue (HR's; an appeal's is
+# its leads', see the workflow's `queue_of`). The appeal window waits on the subject,
+# who is never mailed (a conflict of interest): nobody is chased, and when it ends the
+# case closes by itself.
+STAGE_OWNER: dict[str, str | None] = {
+    HR_REVIEW: None,
+    HEARING: "caseworker",
+    APPEAL_WINDOW: "subject",
+    APPEAL: None,
+}
+
+# Who may open a referral directly: HR runs referrals (DESIGN). An investigation
+# raises its own, as a linked case, without asking anyone.
+OPENED_BY = frozenset({"hr", "hr_lead"})
+
+# The subject may take no action on their own referral but `appeal`, whatever roles
+# they hold; an appeal is not decided by whoever heard the case.
+SUBJECT = ("subject",)
+
+REASON = Field("reason")
+
+RULES = CaseTypeRules(
+    type=TYPE,
+    prefix="DIS",
+    team="hr",
+    stages=STAGES,
+    workflow="DisciplinaryReferralWorkflow",
+    confidential=True,
+    full_viewers=("role:hr", "role:hr_lead", "party:caseworker", "role:auditor", "role:admin"),
+    partial_viewers=("party:subject",),
+    detail_parties=(("subject", "subject"),),
+    details=(
+        Field("subject", "email", policy="6.2"),
+        Field("breach"),
+        Field("policy_sections", max=200),
+        Field("source_case", required=False, max=40),
+        Field("criminal_consideration", "bool", policy="6.2"),
+    ),
+    actions=(
+        ActionRule(
+            "accept",
+            frozenset({HR_REVIEW}),
+            ("role:hr", "role:hr_lead"),
+            (Field("caseworker", "email"),),
+            not_party=SUBJECT,
+            label="Accept",
+        ),
+        ActionRule(
+            "no_case_to_answer",
+            frozenset({HR_REVIEW}),
+            ("role:hr", "role:hr_lead"),
+            (REASON,),
+            not_party=SUBJECT,
+            label="No case to answer",
+        ),
+        ActionRule(
+            "schedule_hearing",
+            frozenset({HEARING}),
+            ("party:caseworker",),
+            (Field("on", "date"),),
+            not_party=SUBJECT,
+            label="Schedule the hearing",
+        ),
+        ActionRule(
+            "record_outcome",
+            frozenset({HEARING}),
+            ("party:caseworker",),
+            (Field("outcome", "choice", choices=HEARING_OUTCOMES, policy="6.2"), REASON),
+            not_party=SUBJECT,
+            label="Record the outcome",
+            policy="6.2",
+        ),
+        ActionRule(
+            "appeal",
+            frozenset({APPEAL_WINDOW}),
+            ("party:subject",),
+            (Field("grounds"),),
+            label="Appeal",
+        ),
+        ActionRule(
+            "decide_appeal",
+            frozenset({APPEAL}),
+            ("role:hr_lead",),
+            (Field("upheld", "bool"), REASON),
+            not_party=(*SUBJECT, "caseworker"),
+            label="Decide the appeal",
+        ),
+        *(replace(a, not_party=SUBJECT) for a in common_actions("hr", frozenset(STAGES))),
+    ),
+)
+
+
+def opener_refusal(actor: Actor, details: dict[str, Any]) -> Refusal | None:
+    """Why `actor` may not open this referral directly, if they may not (403)."""
+    if not OPENED_BY & set(actor.roles):
+        return Refusal(
+            FORBIDDEN,
+            f"actor: only HR may refer someone for disciplinary action, not {actor.email}",
+        )
+    subject = details.get("subject")
+    if isinstance(subject, str) and subject.strip().lower() == actor.email.lower():
+        return Refusal(
+            FORBIDDEN, "details.subject: nobody may open a referral about themselves", "subject"
+        )
+    return None
