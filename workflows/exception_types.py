@@ -16,6 +16,7 @@ from workflows.rules import (
     CaseTypeRules,
     Field,
     Refusal,
+    ask_requester_actions,
     common_actions,
 )
 
@@ -76,20 +77,7 @@ RULES = CaseTypeRules(
     actions=(
         ActionRule("accept", frozenset({TRIAGE}), ("role:sac",), label="Accept", policy="5.2"),
         ActionRule("reject", frozenset({TRIAGE}), ("role:sac",), (REASON,), label="Reject"),
-        ActionRule(
-            "request_info",
-            frozenset({TRIAGE}),
-            ("role:sac",),
-            (Field("question"),),
-            label="Ask the requester",
-        ),
-        ActionRule(
-            "provide_info",
-            frozenset({AWAITING_INFO}),
-            ("party:requester",),
-            (Field("answer"),),
-            label="Answer",
-        ),
+        *ask_requester_actions(frozenset({TRIAGE}), ("role:sac",)),
         ActionRule(
             "submit_assessment",
             frozenset({RISK_ASSESSMENT}),

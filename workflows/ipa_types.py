@@ -11,7 +11,15 @@ from typing import Any
 
 from workflows import exception_types as pex
 from workflows.common import OPEN, CaseSnapshot
-from workflows.rules import INVALID, ActionRule, CaseTypeRules, Field, Refusal, common_actions
+from workflows.rules import (
+    INVALID,
+    ActionRule,
+    CaseTypeRules,
+    Field,
+    Refusal,
+    ask_requester_actions,
+    common_actions,
+)
 
 TYPE = "ipa_approval"
 
@@ -84,20 +92,7 @@ RULES = CaseTypeRules(
         ),
         ActionRule("approve", frozenset({SAC_REVIEW}), ("role:sac",), label="Approve"),
         ActionRule("reject", frozenset({SAC_REVIEW}), ("role:sac",), (REASON,), label="Reject"),
-        ActionRule(
-            "request_info",
-            frozenset({SAC_REVIEW}),
-            ("role:sac",),
-            (Field("question"),),
-            label="Ask the requester",
-        ),
-        ActionRule(
-            "provide_info",
-            frozenset({AWAITING_INFO}),
-            ("party:requester",),
-            (Field("answer"),),
-            label="Answer",
-        ),
+        *ask_requester_actions(frozenset({SAC_REVIEW}), ("role:sac",)),
         ActionRule(
             "attest", frozenset({ACTIVE}), ("party:requester",), label="Attest", policy="3.2"
         ),

@@ -137,6 +137,21 @@ def parties_from_details(rules: CaseTypeRules, details: dict[str, Any]) -> dict[
     return found
 
 
+def ask_requester_actions(asking: frozenset[str], who: tuple[str, ...]) -> tuple[ActionRule, ...]:
+    """`request_info` where a stage asks, `provide_info` while awaiting the answer: the
+    pair behind the engine's `ask_requester` and `resume_after_answer`."""
+    return (
+        ActionRule("request_info", asking, who, (Field("question"),), label="Ask the requester"),
+        ActionRule(
+            "provide_info",
+            frozenset({"awaiting_info"}),
+            ("party:requester",),
+            (Field("answer"),),
+            label="Answer",
+        ),
+    )
+
+
 def holds(who: str, actor: Actor, case: CaseSnapshot, rules: CaseTypeRules) -> bool:
     """Whether `actor` is the party `who` names on `case`."""
     kind, _, name = who.partition(":")
