@@ -12,15 +12,16 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
 
-from app import health, service
+from app import exports, health, service
 from app.bootstrap import Services, running
 from app.errors import Unauthorized
 from app.http_errors import install_error_handlers
 from app.limits import BodySizeLimit
+from app.metrics import install_metrics, timing_action
 from app.schemas import (
     Action,
     CaseList,
@@ -125,9 +126,10 @@ async def get_case(svc: Svc, actor: Caller, case_id: str) -> dict[str, Any]:
     "/api/cases/{case_id}/actions", response_model=None, responses={200: {"model": CaseOut}}
 )
 async def act(svc: Svc, actor: Caller, case_id: str, body: Action) -> dict[str, Any]:
-    return await service.act(
-        svc, actor=actor, case_id=case_id, action=body.action, fields=body.model_extra or {}
-    )
+    with timing_action(case_id, body.action):  # casework_action_seconds at /metrics
+        return await service.act(
+            svc, actor=actor, case_id=case_id, action=body.action, fields=body.model_extra or {}
+        )
 
 
 @router.get(
@@ -135,6 +137,60 @@ async def act(svc: Svc, actor: Caller, case_id: str, body: Action) -> dict[str, 
 )
 async def events(svc: Svc, actor: Caller, case_id: str) -> dict[str, Any]:
     return {"items": await service.case_events(svc, actor=actor, case_id=case_id)}
+
+
+_EXPORT_SINCE = Query(description="ISO date or date-time: cases updated, events recorded since")
+
+
+async def _export(
+    svc: Services,
+    actor: Actor,
+    what: str,
+    fmt: str,
+    case_type: str | None,
+    since: str | None,
+    case_id: str | None,
+) -> StreamingResponse:
+    export = await exports.export(
+        svc, actor=actor, what=what, format=fmt, type=case_type, since=since, case_id=case_id
+    )
+    return StreamingResponse(
+        export.chunks,
+        media_type=export.media_type,
+        headers={"Content-Disposition": f'attachment; filename="{export.filename}"'},
+    )
+
+
+_EXPORTED: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"text/csv": {}, "application/x-ndjson": {}}}
+}
+
+
+@router.get("/api/exports/cases", response_model=None, responses=_EXPORTED)
+async def export_cases(
+    svc: Svc,
+    actor: Caller,
+    fmt: Annotated[str, Query(alias="format", description="csv or jsonl")] = "jsonl",
+    case_type: Annotated[str | None, Query(alias="type")] = None,
+    since: Annotated[str | None, _EXPORT_SINCE] = None,
+    case: Annotated[str | None, Query(description="one case id")] = None,
+) -> StreamingResponse:
+    """Every case (auditors and administrators), streamed, with the head of its event chain."""
+    return await _export(svc, actor, "cases", fmt, case_type, since, case)
+
+
+@router.get("/api/exports/events", response_model=None, responses=_EXPORTED)
+async def export_events(
+    svc: Svc,
+    actor: Caller,
+    fmt: Annotated[str, Query(alias="format", description="csv or jsonl")] = "jsonl",
+    case_type: Annotated[str | None, Query(alias="type")] = None,
+    since: Annotated[str | None, _EXPORT_SINCE] = None,
+    case: Annotated[str | None, Query(description="one case id")] = None,
+) -> StreamingResponse:
+    """Every case's audit trail (auditors and administrators), streamed, with each event's
+    hash and prev_hash: `app/verify_export.py` recomputes the chains from the export."""
+    return await _export(svc, actor, "events", fmt, case_type, since, case)
 
 
 # Response shapes of the evidence upload (here rather than in app.schemas: its own edit).
@@ -185,8 +241,9 @@ async def upload_evidence(
     )
 
 
-def create_app(services_factory: ServicesFactory) -> FastAPI:
-    """The API, with its `Services` entered for the app's lifetime (tests pass their own)."""
+def create_app(services_factory: ServicesFactory, settings: Settings | None = None) -> FastAPI:
+    """The API and the pages, with `Services` entered for the app's lifetime (tests pass
+    their own). `settings`, if given, are the pages' (else read from the services)."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -55,6 +55,14 @@ def snapshot_of(row: Case) -> CaseSnapshot:
     )
 
 
+# Who may export every case and its audit trail (app.exports): those who read everything.
+EXPORT_ROLES = ("auditor", "admin")
+
+
+def may_export(actor: Actor) -> bool:
+    return any(role in actor.roles for role in EXPORT_ROLES)
+
+
 def view_of(rules: CaseTypeRules, case: CaseSnapshot, actor: Actor) -> View | None:
     """How much of `case` the actor may see: all of it, the outline, or nothing."""
     if may_see_whole(actor, case, rules):

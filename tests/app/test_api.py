@@ -79,6 +79,8 @@ async def test_openapi_documents_every_endpoint(offline_api: httpx.AsyncClient) 
         "/api/cases/{case_id}/actions",
         "/api/cases/{case_id}/events",
         "/api/cases/{case_id}/evidence",
+        "/api/exports/cases",
+        "/api/exports/events",
     }
     assert set(doc["paths"]["/api/cases"]) == {"get", "post"}
     assert "HTTPBearer" in doc["components"]["securitySchemes"]
