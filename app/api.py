@@ -33,6 +33,7 @@ from app.schemas import (
     OpenCase,
 )
 from app.settings import Settings
+from app.web import install_pages
 from workflows.common import Actor
 
 MAX_BODY = 1024 * 1024  # 1 MiB: far above any real case, far below a memory problem
@@ -260,9 +261,10 @@ def create_app(services_factory: ServicesFactory, settings: Settings | None = No
     app.add_middleware(BodySizeLimit, limit=MAX_BODY)
     install_error_handlers(app)
     app.include_router(router)
+    install_pages(app, settings)  # after the API's error handlers: it keeps them for /api
     return app
 
 
 def web_app(settings: Settings) -> FastAPI:
     """The app `casework web` serves: real adapters, closed on shutdown."""
-    return create_app(lambda: running(settings))
+    return create_app(lambda: running(settings), settings)

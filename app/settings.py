@@ -6,6 +6,10 @@ files make that easy to do by accident. Defaults are those of API.md, which leav
 out the two developer and test settings of the embedded dev server's ports:
 `CASEWORK_TEMPORAL_DEV_PORT` (7233, the Temporal CLI's) and
 `CASEWORK_TEMPORAL_UI_PORT` (the gRPC port + 1000; `0` runs it without a web UI).
+Two more for the web pages: `CASEWORK_SECRET_KEY` (signs session cookies; unset, a
+key is generated once and kept in the data directory, see `app.web.session`) and
+`CASEWORK_TRUSTED_USER_HEADER` (unset: off; the header an SSO proxy in front of
+Casework sets to the signed-in person's email, trusted as is).
 """
 
 from __future__ import annotations
@@ -57,6 +61,8 @@ class Settings:
     http_host: str
     http_port: int
     base_url: str  # no trailing slash
+    secret_key: str | None = None  # None: app.web.session keeps one in data_dir
+    trusted_user_header: str | None = None  # None: sign in with a token only
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> Settings:
@@ -113,6 +119,8 @@ class Settings:
             http_host=http_host,
             http_port=http_port,
             base_url=_base_url(env, http_host, http_port),
+            secret_key=_secret_key(env),
+            trusted_user_header=_header_name(env),
         )
 
 
@@ -200,6 +208,20 @@ def _domains(env: Mapping[str, str]) -> tuple[str, ...]:
     if not domains:
         _fail("ORG_EMAIL_DOMAINS", "must name at least one domain")
     return domains
+
+
+def _secret_key(env: Mapping[str, str]) -> str | None:
+    key = _get(env, "SECRET_KEY")
+    if key is not None and len(key) < 32:
+        _fail("SECRET_KEY", "must be at least 32 characters (e.g. `openssl rand -hex 32`)")
+    return key
+
+
+def _header_name(env: Mapping[str, str]) -> str | None:
+    name = _get(env, "TRUSTED_USER_HEADER")
+    if name is not None and not re.fullmatch(r"[A-Za-z0-9-]+", name):
+        _fail("TRUSTED_USER_HEADER", f"must be an HTTP header name, not {name!r}")
+    return name.lower() if name else None
 
 
 def _base_url(env: Mapping[str, str], host: str, port: int) -> str:

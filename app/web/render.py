@@ -1,0 +1,95 @@
+"""Rendering a page: one Jinja2 environment on `templates/web/`, HTML always escaped.
+
+Every page gets `me` (the signed-in Actor, or None), `csrf_token` for its forms,
+the navigation and any flash messages left by the previous request.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import jinja2
+from fastapi.responses import HTMLResponse
+from starlette.requests import Request
+
+from app.mail import _label, _show, _words
+from app.web.session import csrf_token, pop_flashes, services_of
+from workflows.common import Actor
+
+TEMPLATES_DIR = Path(__file__).resolve().parent.parent.parent / "templates" / "web"
+
+
+@dataclass(frozen=True)
+class NavItem:
+    label: str
+    href: str
+    key: str  # what `active` names on the pages that belong to it
+
+
+NAV = (
+    NavItem("My work", "/", "work"),
+    NavItem("New case", "/cases/new", "new"),
+    NavItem("Dashboard", "/dashboard", "dashboard"),
+    NavItem("Mail", "/mail", "mail"),
+)
+
+
+def when(value: object) -> str:
+    """An ISO instant (or datetime) as `26 Nov 2026, 14:05 UTC`; blank for none."""
+    if value is None or value == "":
+        return ""
+    if isinstance(value, datetime):
+        instant = value
+    else:
+        try:
+            instant = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+        except ValueError:
+            return str(value)
+    if instant.tzinfo is None:
+        instant = instant.replace(tzinfo=UTC)
+    instant = instant.astimezone(UTC)
+    return f"{instant.day} {instant:%b %Y, %H:%M} UTC"
+
+
+def _environment() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATES_DIR),
+        autoescape=True,  # every template, whatever its name: pages show people's input
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["label"] = _label  # `account_kind` -> `Account kind`
+    env.filters["words"] = _words  # `sac_review` -> `SAC review`
+    env.filters["show"] = _show  # a details value as a person reads it
+    env.filters["when"] = when
+    return env
+
+
+ENV = _environment()
+
+
+def current_actor(request: Request) -> Actor | None:
+    me = getattr(request.state, "me", None)
+    return me if isinstance(me, Actor) else None
+
+
+def render(
+    request: Request, template_name: str, status_code: int = 200, **context: Any
+) -> HTMLResponse:
+    """The page `template_name` (relative to templates/web/) with the common context."""
+    settings = services_of(request).settings
+    page = {
+        "request": request,
+        "me": current_actor(request),
+        "csrf_token": csrf_token(request),
+        "nav": [item for item in NAV if item.key != "mail" or settings.smtp_host is None],
+        "active": None,
+        "flashes": pop_flashes(request),
+        **context,
+    }
+    html = ENV.get_template(template_name).render(page)
+    return HTMLResponse(html, status_code=status_code)
