@@ -1,15 +1,17 @@
 """Case lists in SQL: the filters of `GET /api/cases`, and who may see what.
 
 `app.views.view_of` decides for one case in Python; this says the same as a
-WHERE clause, so a list's `total` never counts, and no filter matches, a case
-the caller may not see. `tests/app/test_service.py` checks the two agree.
+WHERE clause (conflicted parties included: `CaseTypeRules.conflicted`), so a
+list's `total` never counts, and no filter matches, a case the caller may not
+see. `tests/app/test_service.py` checks the two agree.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
-from sqlalchemy import ColumnElement, and_, false, func, or_, true
+from sqlalchemy import ColumnElement, and_, case, false, func, null, or_, true
 
 from app.views import partial_viewers
 from models import Case
@@ -27,6 +29,7 @@ class CaseFilter:
     assignee: str | None = None  # an email, "me" already resolved
     overdue: bool | None = None
     q: str | None = None
+    requester: str | None = None  # an email, "me" already resolved
 
 
 def where(types: list[CaseTypeRules], actor: Actor, f: CaseFilter) -> ColumnElement[bool]:
@@ -45,6 +48,9 @@ def where(types: list[CaseTypeRules], actor: Actor, f: CaseFilter) -> ColumnElem
         hidden.append(or_(Case.assignee == f.assignee, Case.owner == f.assignee))
     if f.overdue is not None:
         hidden.append(Case.overdue.is_(f.overdue))
+    if f.requester:
+        # Who raised a case is not in its outline, except to the one who raised it.
+        (shown if f.requester == actor.email else hidden).append(Case.requester == f.requester)
     search = search_sql(f.q) if f.q and f.q.strip() else None
     visible = [visible_sql(rules, actor, hidden=hidden, search=search) for rules in types]
     return and_(or_(false(), *visible), *shown)
@@ -63,6 +69,14 @@ def _holds_sql(who: str, actor: Actor, rules: CaseTypeRules) -> ColumnElement[bo
         party: ColumnElement[str] = Case.parties[name].as_string()
         return party == actor.email
     raise ValueError(f"party {who!r} cannot decide who sees a case")
+
+
+def _not_conflicted_sql(actor: Actor, rules: CaseTypeRules) -> ColumnElement[bool]:
+    """`rules.conflict_of(...) is None` in SQL: the actor is none of the case's conflicted
+    parties. A party the case does not name is NULL, and NULL != x is not true: coalesced
+    to "", or a case with no perpetrator named would be hidden from everyone."""
+    named = (func.coalesce(Case.parties[p].as_string(), "") for p in rules.conflicted)
+    return and_(true(), *(party != actor.email for party in named))
 
 
 def _any(whos: tuple[str, ...], actor: Actor, rules: CaseTypeRules) -> ColumnElement[bool]:
@@ -93,10 +107,19 @@ def visible_sql(
     """
     of_type = Case.type == rules.type
     whole_filters = [*hidden, *(search[:1] if search else ())]
-    if not rules.confidential:
+    if not rules.confidential and not rules.conflicted:
         return and_(of_type, *whole_filters)
-    whole = and_(_any(rules.full_viewers, actor, rules), *whole_filters)
+    viewer = _any(rules.full_viewers, actor, rules) if rules.confidential else true()
+    whole = and_(viewer, _not_conflicted_sql(actor, rules), *whole_filters)
     if hidden:
         return and_(of_type, whole)
     outline = and_(_any(partial_viewers(rules), actor, rules), *(search[1:] if search else ()))
     return and_(of_type, or_(whole, outline))
+
+
+def due_order(types: list[CaseTypeRules], actor: Actor) -> ColumnElement[datetime | None]:
+    """The due time to sort a list by: NULL where the actor sees only an outline, whose
+    due time is not theirs to know, not even by its place in the list."""
+    # With a filter on hidden fields, `visible_sql` is "seen whole" (and of that type).
+    whole = or_(false(), *(visible_sql(rules, actor, hidden=[true()]) for rules in types))
+    return case((whole, Case.due_at), else_=null())

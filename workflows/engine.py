@@ -30,9 +30,11 @@ from workflows.common import (
     ActionRequest,
     Actor,
     CaseInput,
+    CasePolicy,
     CaseSnapshot,
     CaseState,
     Clock,
+    ClockPlan,
     EscalationTarget,
     EscalationTargetRequest,
     EventIn,
@@ -43,6 +45,9 @@ from workflows.common import (
     MailRequest,
     OffsetsRequest,
     OffsetsResult,
+    PolicyChange,
+    PolicyChangeResult,
+    PolicyPreview,
     RecordRequest,
     StageDurations,
     TeamMembers,
@@ -54,6 +59,8 @@ from workflows.registry import (
     FOLLOW_SIGNAL,
     LINKED_SIGNAL,
     OPENED_UPDATE,
+    POLICY_PREVIEW_QUERY,
+    POLICY_UPDATE,
     SNAPSHOT_QUERY,
 )
 from workflows.rules import ActionRule, CaseTypeRules, Refusal, check_action, clean_fields
@@ -116,7 +123,13 @@ class CaseWorkflow:
 
     def conflicted(self) -> list[str]:
         """People who must never receive this case's escalations (parties to it)."""
-        return []
+        return self.parties_in_conflict()
+
+    def parties_in_conflict(self) -> list[str]:
+        """Whoever `RULES.conflicted` names on this case now (an alleged perpetrator, a
+        referral's subject): never mailed, never escalated to, never told through a queue."""
+        named = (self.case.parties.get(party) for party in self.RULES.conflicted)
+        return [email for email in named if email]
 
     def queue_of(self, stage: str) -> str | None:
         """The team mailed when `stage` waits on a queue (a decision for the team's leads:
@@ -156,6 +169,59 @@ class CaseWorkflow:
     async def opened(self) -> CaseSnapshot:
         await workflow.wait_condition(lambda: self.state.opened_recorded)
         return self.case
+
+    @workflow.update(name=POLICY_UPDATE)
+    async def policy_changed(self, change: PolicyChange) -> PolicyChangeResult:
+        """Run under a new policy from now: the open stage's clock (and a paused one) is
+        re-planned from the stage's start under the new SLAs and calendar, and the change
+        recorded. A due time an action set (a hearing date, an expiry) stays."""
+        await workflow.wait_condition(lambda: self.state.opened_recorded)
+        old, new = self.policy.version, change.policy.version
+        old_due = self.case.due_at
+        if old == new or self.case.status != OPEN:
+            return PolicyChangeResult(self.case.id, old, new, old_due, old_due, changed=False)
+        # From here on, whatever plans a clock (an action in flight included) plans it anew.
+        self.policy = change.policy
+        self.case.policy_version = new
+        clock, paused = self.state.clock, self.state.paused_clock
+        if clock is not None and (plan := self._replan(clock, self.case.stage)) is not None:
+            planned = await self._planned(plan)
+            if self.state.clock is clock and self.case.status == OPEN:
+                self._retime(clock, *planned)
+                self.case.due_at = clock.due_at
+                if not clock.level:
+                    self.case.overdue, self.case.escalation_level = False, 0
+                self.state.transitions += 1  # the chase follows the new times
+        stage = self.state.paused_stage
+        if paused is not None and stage and (plan := self._replan(paused, stage)) is not None:
+            planned = await self._planned(plan)
+            if self.state.paused_clock is paused:
+                self._retime(paused, *planned)
+        new_due = self.case.due_at
+        self.emit(
+            "policy_changed",
+            SYSTEM_ACTOR,
+            {
+                "from_version": old,
+                "to_version": new,
+                "old_due": old_due.isoformat() if old_due else None,
+                "new_due": new_due.isoformat() if new_due else None,
+            },
+        )
+        await self.commit()
+        return PolicyChangeResult(self.case.id, old, new, old_due, new_due)
+
+    @workflow.query(name=POLICY_PREVIEW_QUERY)
+    def policy_preview(self, policy: CasePolicy) -> PolicyPreview:
+        """What `policy_changed` would re-plan the open stage's clock from, under `policy`
+        (a dry run: the caller counts the days). Changes nothing."""
+        current, self.policy = self.policy, policy
+        try:
+            clock = self.state.clock
+            plan = self._replan(clock, self.case.stage) if clock is not None else None
+        finally:
+            self.policy = current
+        return PolicyPreview(self.case.id, self.case.stage, current.version, self.case.due_at, plan)
 
     @workflow.signal(name=LINKED_SIGNAL)
     async def linked_case_changed(self, news: LinkedCaseNews) -> None:
@@ -337,7 +403,7 @@ class CaseWorkflow:
         self.case.owner = self.owner_of(stage)
         self.case.overdue = False
         self.case.escalation_level = 0
-        self.state.clock = Clock(starts_at=workflow.now())
+        self.state.clock = Clock(starts_at=workflow.now(), entered_at=workflow.now())
         if count:
             self.state.transitions += 1
         if self.clock_start(stage) is None:
@@ -352,6 +418,7 @@ class CaseWorkflow:
             due_at=due_at,
             planned=True,
             announced=starts_at is None,
+            set_by_action=True,
         )
         self.case.due_at, self.case.overdue, self.case.escalation_level = due_at, False, 0
         self.state.transitions += 1
@@ -425,8 +492,10 @@ class CaseWorkflow:
     def mail(
         self, kind: str, to: list[str | None], *, team: str | None = None, **context: Any
     ) -> None:
-        """Queue an email; it is sent once the change it reports is recorded."""
-        recipients = sorted({t for t in to if t})
+        """Queue an email; it is sent once the change it reports is recorded. Never to a
+        party in conflict, whoever asks for it."""
+        conflicted = set(self.parties_in_conflict())
+        recipients = sorted({t for t in to if t and t not in conflicted})
         if recipients or team:
             self._outbox.append(_Mail(self._key("m"), kind, recipients, team, context))
 
@@ -574,18 +643,50 @@ class CaseWorkflow:
         clock = self.state.clock
         if clock is None or clock.planned:
             return
-        durations = self._durations()
-        start_after = self.clock_start(self.case.stage)
-        if start_after:
-            clock.starts_at = (await self.offsets(clock.starts_at, [start_after]))[0]
-        due = durations.extra.get("lapse") if self.case.stage == AWAITING_INFO else None
-        due = due or durations.sla
-        wanted = [d for d in (durations.remind, due) if d]
-        instants = iter(await self.offsets(clock.starts_at, wanted))
-        clock.remind_at = next(instants) if durations.remind else None
-        clock.due_at = next(instants) if due else None
+        plan = self._clock_plan(self.case.stage, clock.starts_at)
+        clock.starts_at, clock.remind_at, clock.due_at = await self._planned(plan)
         clock.planned = True
         self.case.due_at = clock.due_at
+
+    def _clock_plan(self, stage: str, start: datetime) -> ClockPlan:
+        """`stage`'s clock under the current policy, counted from `start`."""
+        durations = self.policy.stages.get(stage) or StageDurations()
+        due = durations.extra.get("lapse") if stage == AWAITING_INFO else None
+        return ClockPlan(start, self.clock_start(stage), durations.remind, due or durations.sla)
+
+    async def _planned(self, plan: ClockPlan) -> tuple[datetime, datetime | None, datetime | None]:
+        """(starts_at, remind_at, due_at) of a plan."""
+        starts_at = plan.start
+        if plan.start_after:
+            starts_at = (await self.offsets(starts_at, [plan.start_after]))[0]
+        wanted = [d for d in (plan.remind, plan.due) if d]
+        instants = iter(await self.offsets(starts_at, wanted))
+        remind_at = next(instants) if plan.remind else None
+        due_at = next(instants) if plan.due else None
+        return starts_at, remind_at, due_at
+
+    def _replan(self, clock: Clock, stage: str) -> ClockPlan | None:
+        """The plan a policy change re-times `clock` by; None if no policy times it."""
+        if not clock.planned or clock.set_by_action:
+            return None
+        if clock.entered_at is None:
+            # Saved before stages kept their start: re-plan from when the clock started.
+            plan = self._clock_plan(stage, clock.starts_at)
+            plan.start_after = None
+            return plan
+        return self._clock_plan(stage, clock.entered_at)
+
+    @staticmethod
+    def _retime(
+        clock: Clock, starts_at: datetime, remind_at: datetime | None, due_at: datetime | None
+    ) -> None:
+        """New times for a running clock. Not due (any more): escalation starts over when it
+        falls due. Already due and escalated: the chain carries on at its level."""
+        if not clock.announced:
+            clock.starts_at = starts_at
+        clock.remind_at, clock.due_at = remind_at, due_at
+        if due_at is None or due_at > workflow.now():
+            clock.level, clock.chain_ended, clock.next_escalation_at = 0, False, None
 
     async def offsets(self, start: datetime, durations: list[str]) -> list[datetime]:
         """`start` plus each duration: ISO ones here, working days by the calendar activity."""
@@ -595,7 +696,10 @@ class CaseWorkflow:
         result: OffsetsResult = await workflow.execute_local_activity(
             "offsets",
             OffsetsRequest(
-                start=start, durations=durations, bank_holidays=self.policy.bank_holidays
+                start=start,
+                durations=durations,
+                bank_holidays=self.policy.bank_holidays,
+                extra_holidays=self.policy.extra_holidays,
             ),
             result_type=OffsetsResult,
             start_to_close_timeout=timedelta(seconds=10),
@@ -616,6 +720,7 @@ def _shift(clock: Clock, by: timedelta) -> Clock:
     return replace(
         clock,
         starts_at=clock.starts_at + by,
+        entered_at=later(clock.entered_at),
         remind_at=later(clock.remind_at),
         due_at=later(clock.due_at),
         next_escalation_at=later(clock.next_escalation_at),

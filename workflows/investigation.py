@@ -97,16 +97,6 @@ class AbuseInvestigationWorkflow(CaseWorkflow):
 
     # ---- who ----------------------------------------------------------------------------
 
-    def conflicted(self) -> list[str]:
-        perpetrator = self.case.parties.get("perpetrator")
-        return [perpetrator] if perpetrator else []
-
-    def mail(
-        self, kind: str, to: list[str | None], *, team: str | None = None, **context: Any
-    ) -> None:
-        conflicted = set(self.conflicted())
-        super().mail(kind, [t for t in to if t not in conflicted], team=team, **context)
-
     def queue_of(self, stage: str) -> str | None:
         # Only a SIRT lead may close or reopen: only the leads are told a finding waits.
         return "sirt_lead" if stage == abu.REVIEW else super().queue_of(stage)

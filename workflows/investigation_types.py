@@ -88,6 +88,8 @@ RULES = CaseTypeRules(
     partial_viewers=("party:requester",),
     # Whoever the details name as perpetrator is a party: never escalated to, never told.
     detail_parties=(("perpetrator", "perpetrator.email"),),
+    # Whatever their role (a perpetrator in SIRT), never more than a reporter's outline.
+    conflicted=("perpetrator",),
     details=(
         Field("category", "choice", choices=CATEGORIES, policy="4.1"),
         Field("platform", max=100),

@@ -47,16 +47,6 @@ class DisciplinaryReferralWorkflow(CaseWorkflow):
             # prosecution if appropriate": on the record from the start, for HR to act on.
             self.emit("criminal_consideration", SYSTEM_ACTOR, {"policy": "6.2"})
 
-    def conflicted(self) -> list[str]:
-        subject = self.case.parties.get("subject")
-        return [subject] if subject else []
-
-    def mail(
-        self, kind: str, to: list[str | None], *, team: str | None = None, **context: Any
-    ) -> None:
-        conflicted = set(self.conflicted())
-        super().mail(kind, [t for t in to if t not in conflicted], team=team, **context)
-
     def owner_of(self, stage: str) -> str | None:
         if stage == dis.APPEAL:
             # The HR queue, whose lead decides: not the caseworker whose hearing it was.

@@ -10,7 +10,6 @@ all read this module.
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any
 
 from workflows.common import Actor
@@ -58,10 +57,6 @@ STAGE_OWNER: dict[str, str | None] = {
 # raises its own, as a linked case, without asking anyone.
 OPENED_BY = frozenset({"hr", "hr_lead"})
 
-# The subject may take no action on their own referral but `appeal`, whatever roles
-# they hold; an appeal is not decided by whoever heard the case.
-SUBJECT = ("subject",)
-
 REASON = Field("reason")
 
 RULES = CaseTypeRules(
@@ -74,6 +69,9 @@ RULES = CaseTypeRules(
     full_viewers=("role:hr", "role:hr_lead", "party:caseworker", "role:auditor", "role:admin"),
     partial_viewers=("party:subject",),
     detail_parties=(("subject", "subject"),),
+    # The subject takes no action on their own referral but `appeal` (`party:subject`),
+    # and sees only its outline, whatever roles they hold (HR included).
+    conflicted=("subject",),
     details=(
         Field("subject", "email", policy="6.2"),
         Field("breach"),
@@ -87,7 +85,6 @@ RULES = CaseTypeRules(
             frozenset({HR_REVIEW}),
             ("role:hr", "role:hr_lead"),
             (Field("caseworker", "email"),),
-            not_party=SUBJECT,
             label="Accept",
         ),
         ActionRule(
@@ -95,7 +92,6 @@ RULES = CaseTypeRules(
             frozenset({HR_REVIEW}),
             ("role:hr", "role:hr_lead"),
             (REASON,),
-            not_party=SUBJECT,
             label="No case to answer",
         ),
         ActionRule(
@@ -103,7 +99,6 @@ RULES = CaseTypeRules(
             frozenset({HEARING}),
             ("party:caseworker",),
             (Field("on", "date"),),
-            not_party=SUBJECT,
             label="Schedule the hearing",
         ),
         ActionRule(
@@ -111,7 +106,6 @@ RULES = CaseTypeRules(
             frozenset({HEARING}),
             ("party:caseworker",),
             (Field("outcome", "choice", choices=HEARING_OUTCOMES, policy="6.2"), REASON),
-            not_party=SUBJECT,
             label="Record the outcome",
             policy="6.2",
         ),
@@ -127,10 +121,11 @@ RULES = CaseTypeRules(
             frozenset({APPEAL}),
             ("role:hr_lead",),
             (Field("upheld", "bool"), REASON),
-            not_party=(*SUBJECT, "caseworker"),
+            # Not decided by whoever heard the case.
+            not_party=("caseworker",),
             label="Decide the appeal",
         ),
-        *(replace(a, not_party=SUBJECT) for a in common_actions("hr", frozenset(STAGES))),
+        *common_actions("hr", frozenset(STAGES)),
     ),
 )
 

@@ -86,6 +86,11 @@ class CaseTypeRules:
     # Parties named by the details at intake: (party, dotted path into details), e.g.
     # ("subject", "subject") or ("perpetrator", "perpetrator.email").
     detail_parties: tuple[tuple[str, str], ...] = ()
+    # Parties to the matter itself (an investigation's alleged perpetrator, a referral's
+    # subject): whatever roles they hold, they never see the case whole, and take no
+    # action but one the table gives their party by name (`party:subject` appeals).
+    # Where they are also a partial viewer (a perpetrator who reported), the outline.
+    conflicted: tuple[str, ...] = ()
     workflow: str = ""
     by_name: dict[str, ActionRule] = field(default_factory=dict, compare=False, hash=False)
 
@@ -169,8 +174,19 @@ def holds(who: str, actor: Actor, case: CaseSnapshot, rules: CaseTypeRules) -> b
     raise ValueError(f"unknown party {who!r}")
 
 
+def conflict_of(actor: Actor, case: CaseSnapshot, rules: CaseTypeRules) -> str | None:
+    """The conflicted party of `case` that `actor` is (`rules.conflicted`), if any."""
+    for party in rules.conflicted:
+        named = case.parties.get(party)
+        if named and named == actor.email:
+            return party
+    return None
+
+
 def may_see_whole(actor: Actor, case: CaseSnapshot, rules: CaseTypeRules) -> bool:
     """Whether `actor` may read every field of `case` (confidentiality rule)."""
+    if conflict_of(actor, case, rules) is not None:
+        return False
     if not rules.confidential:
         return True
     return any(holds(w, actor, case, rules) for w in rules.full_viewers)
@@ -191,6 +207,13 @@ def check_action(rules: CaseTypeRules, case: CaseSnapshot, actor: Actor, action:
                 FORBIDDEN,
                 f"actor: the {party} of {case.id} may not also {action} it (four eyes)",
             )
+    conflicted = conflict_of(actor, case, rules)
+    if conflicted is not None and f"party:{conflicted}" not in rule.who:
+        raise Refusal(
+            FORBIDDEN,
+            f"actor: {actor.email} is the {conflicted} of {case.id}, a party to it, and may"
+            f" not {action} it (conflict of interest)",
+        )
     if not any(holds(w, actor, case, rules) for w in rule.who):
         raise Refusal(FORBIDDEN, f"actor: {actor.email} may not {action} {case.id}")
     return rule

@@ -16,6 +16,7 @@ from app.auth import issue_token
 from app.bootstrap import Services
 from app.people import import_people
 from workflows import investigation_types as abu
+from workflows import referral_types as dis
 from workflows.common import Actor
 
 MORE_PEOPLE = """email,name,manager_email,roles
@@ -27,9 +28,15 @@ reporter@dwp.gov.uk,Reporter,manager@dwp.gov.uk,
 perp@dwp.gov.uk,Perpetrator,manager@dwp.gov.uk,
 target@dwp.gov.uk,Target,manager@dwp.gov.uk,
 investigator@dwp.gov.uk,Appointed Investigator,manager@dwp.gov.uk,
+perplead@dwp.gov.uk,Perpetrator In SIRT,ceo@dwp.gov.uk,sirt;sirt_lead;auditor;admin
+subjecthr@dwp.gov.uk,Subject In HR,ceo@dwp.gov.uk,hr;hr_lead;auditor;admin
 """
 
 REPORTER = Actor("reporter@dwp.gov.uk", [], "Reporter")
+HR = Actor("hr@dwp.gov.uk", ["hr"], "HR Officer")
+# Parties in conflict who hold every role that would otherwise show them the case whole.
+PERPETRATOR_IN_SIRT = Actor("perplead@dwp.gov.uk", ["sirt", "sirt_lead", "auditor", "admin"])
+SUBJECT_IN_HR = Actor("subjecthr@dwp.gov.uk", ["hr", "hr_lead", "auditor", "admin"])
 SIRT_LEAD = Actor("sirtlead@dwp.gov.uk", ["sirt", "sirt_lead"], "SIRT Lead")
 # Appointed from outside SIRT: sees the case only as its investigator.
 INVESTIGATOR = Actor("investigator@dwp.gov.uk", [], "Appointed Investigator")
@@ -58,12 +65,29 @@ def bearer(sessions: sessionmaker[Session], *emails: str) -> dict[str, dict[str,
         return {e: {"Authorization": f"Bearer {issue_token(session, e)}"} for e in emails}
 
 
-async def open_investigation(svc: Services, *, assign: bool = True) -> str:
-    """Reported by REPORTER; with `assign`, in `investigation` with INVESTIGATOR on it."""
-    case = await service.open_case(svc, actor=REPORTER, case_type=abu.TYPE, details=DETAILS)
+async def open_investigation(
+    svc: Services, *, assign: bool = True, reporter: Actor = REPORTER, **changes: Any
+) -> str:
+    """Reported by `reporter`, with DETAILS but for `changes`; with `assign`, in
+    `investigation` with INVESTIGATOR on it."""
+    details = {**DETAILS, **changes}
+    case = await service.open_case(svc, actor=reporter, case_type=abu.TYPE, details=details)
     if assign:
         fields = {"investigator": INVESTIGATOR.email}
         await service.act(svc, actor=SIRT_LEAD, case_id=case["id"], action="assign", fields=fields)
+    case_id: str = case["id"]
+    return case_id
+
+
+async def open_referral(svc: Services, subject: Actor = SUBJECT_IN_HR) -> str:
+    """A referral HR opens about `subject`, waiting in `hr_review`."""
+    details = {
+        "subject": subject.email,
+        "breach": f"Shared a claimant's details in the {SECRET_WORD} group",
+        "policy_sections": "6.2",
+        "criminal_consideration": False,
+    }
+    case = await service.open_case(svc, actor=HR, case_type=dis.TYPE, details=details)
     case_id: str = case["id"]
     return case_id
 

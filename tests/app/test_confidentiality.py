@@ -1,6 +1,10 @@
-"""Who sees what of a confidential abuse investigation, next to an ordinary IPA, through
-every read endpoint of the API and the action endpoint: one table of people, the
-answers each endpoint owes them, compared cell by cell."""
+"""Who sees what of a confidential abuse investigation and disciplinary referral, next to
+an ordinary IPA, through every read endpoint of the API and the action endpoint: one
+table of people, the answers each endpoint owes them, compared cell by cell.
+
+The parties in conflict (the investigation's alleged perpetrator, the referral's
+subject) hold every role that would otherwise show them the whole case: their rows
+prove that being a party outranks any role."""
 
 from __future__ import annotations
 
@@ -15,34 +19,48 @@ from app.bootstrap import Services
 from app.views import PARTIAL_FIELDS
 from tests.app.investigations import (
     INVESTIGATOR,
+    PERPETRATOR_IN_SIRT,
     REPORTER,
     SECRET_WORD,
+    SUBJECT_IN_HR,
     add_people,
     bearer,
     http_client,
     open_investigation,
+    open_referral,
 )
 from workflows.common import Actor
 
 WHOLE, OUTLINE, HIDDEN = "whole", "outline", "hidden"
+KINDS = ("investigation", "referral", "ipa")
 
-# The one table (API.md): person -> how they see (the investigation, the IPA), and
-# whether they may comment where they see whole (auditors read, they never write).
-PEOPLE: dict[str, tuple[str, str, str, bool]] = {
-    # name:          (email,                    investigation, ipa, comments)
-    "sac": ("officer@dwp.gov.uk", HIDDEN, WHOLE, True),
-    "sac_lead": ("saclead@dwp.gov.uk", HIDDEN, WHOLE, True),
-    "sirt": ("sirt@dwp.gov.uk", WHOLE, WHOLE, True),
-    "sirt_lead": ("sirtlead@dwp.gov.uk", WHOLE, WHOLE, True),
-    "hr": ("hr@dwp.gov.uk", HIDDEN, WHOLE, True),
-    "hr_lead": ("hrlead@dwp.gov.uk", HIDDEN, WHOLE, True),
-    "auditor": ("auditor@dwp.gov.uk", WHOLE, WHOLE, False),
-    "admin": ("admin@dwp.gov.uk", WHOLE, WHOLE, True),
-    "reporter": (REPORTER.email, OUTLINE, WHOLE, True),
-    "perpetrator": ("perp@dwp.gov.uk", HIDDEN, WHOLE, True),
-    "investigator": (INVESTIGATOR.email, WHOLE, WHOLE, True),
-    "target": ("target@dwp.gov.uk", HIDDEN, WHOLE, True),
-    "outsider": ("loner@dwp.gov.uk", HIDDEN, WHOLE, True),
+# The one table (API.md): person -> how they see (the investigation, the referral, the
+# IPA), and whether they may comment where they see whole (auditors read, they never
+# write, even those who administer too).
+PEOPLE: dict[str, tuple[str, str, str, str, bool]] = {
+    # name:        (email,               investigation, referral, ipa, comments)
+    "sac": ("officer@dwp.gov.uk", HIDDEN, HIDDEN, WHOLE, True),
+    "sac_lead": ("saclead@dwp.gov.uk", HIDDEN, HIDDEN, WHOLE, True),
+    "sirt": ("sirt@dwp.gov.uk", WHOLE, HIDDEN, WHOLE, True),
+    "sirt_lead": ("sirtlead@dwp.gov.uk", WHOLE, HIDDEN, WHOLE, True),
+    "hr": ("hr@dwp.gov.uk", HIDDEN, WHOLE, WHOLE, True),
+    "hr_lead": ("hrlead@dwp.gov.uk", HIDDEN, WHOLE, WHOLE, True),
+    "auditor": ("auditor@dwp.gov.uk", WHOLE, WHOLE, WHOLE, False),
+    "admin": ("admin@dwp.gov.uk", WHOLE, WHOLE, WHOLE, True),
+    "reporter": (REPORTER.email, OUTLINE, HIDDEN, WHOLE, True),
+    "investigator": (INVESTIGATOR.email, WHOLE, HIDDEN, WHOLE, True),
+    "target": ("target@dwp.gov.uk", HIDDEN, HIDDEN, WHOLE, True),
+    "outsider": ("loner@dwp.gov.uk", HIDDEN, HIDDEN, WHOLE, True),
+    # Conflicted: sirt, sirt_lead, auditor and admin, yet the perpetrator gets 404 ...
+    "perpetrator (sirt_lead, auditor, admin)": (
+        PERPETRATOR_IN_SIRT.email,
+        HIDDEN,
+        WHOLE,
+        WHOLE,
+        False,
+    ),
+    # ... and hr, hr_lead, auditor and admin, yet the subject sees only the outline.
+    "subject (hr_lead, auditor, admin)": (SUBJECT_IN_HR.email, WHOLE, OUTLINE, WHOLE, False),
 }
 
 ENDPOINTS = ("get", "list", "list q=word", "list q=id", "list stage=", "list team=")
@@ -81,6 +99,9 @@ def shown_as(case: dict[str, Any]) -> str:
     if set(case) == WHOLE_FIELDS:
         return WHOLE
     assert set(case) == OUTLINE_FIELDS, f"neither whole nor outline: {sorted(case)}"
+    # In these stages no one who sees an outline has anything to do (a subject's appeal
+    # comes later): an outline offering an action would give the case away.
+    assert case["actions"] == [], case
     return OUTLINE
 
 
@@ -130,10 +151,13 @@ async def observe(
     return got
 
 
-async def test_who_sees_what_of_a_confidential_investigation_and_of_an_ipa(
+async def test_who_sees_what_of_confidential_cases_and_of_an_ipa(
     api: httpx.AsyncClient, services: Services
 ) -> None:
-    investigation_id = await open_investigation(services)  # in investigation, assigned
+    investigation_id = await open_investigation(
+        services, perpetrator={"kind": "employee", "email": PERPETRATOR_IN_SIRT.email}
+    )  # in investigation, assigned
+    referral_id = await open_referral(services, SUBJECT_IN_HR)  # in hr_review
     auth = bearer(services.sessions, *(email for email, *_ in PEOPLE.values()))
     employee = bearer(services.sessions, "employee@dwp.gov.uk")["employee@dwp.gov.uk"]
     ipa = (
@@ -148,37 +172,52 @@ async def test_who_sees_what_of_a_confidential_investigation_and_of_an_ipa(
             "stage": "investigation",
             "team": "sirt",
         },
+        "referral": {
+            "id": referral_id,
+            "type": "disciplinary_referral",
+            "stage": "hr_review",
+            "team": "hr",
+        },
         "ipa": {"id": ipa["id"], "type": "ipa_approval", "stage": ipa["stage"], "team": "sac"},
     }
     # Cell by cell, so a failure names the person, the case and the endpoint.
     want: dict[tuple[str, str, str], Any] = {}
     got: dict[tuple[str, str, str], Any] = {}
-    for name, (email, on_investigation, on_ipa, comments) in PEOPLE.items():
-        for kind, view in (("investigation", on_investigation), ("ipa", on_ipa)):
+    for name, (email, *views, comments) in PEOPLE.items():
+        for kind, view in zip(KINDS, views, strict=True):
             answers = await observe(api, cases[kind], auth[email])
-            for endpoint, answer in expected(view, comments).items():
+            for endpoint, answer in expected(str(view), bool(comments)).items():
                 want[name, kind, endpoint] = answer
                 got[name, kind, endpoint] = answers[endpoint]
     assert got == want
 
 
-async def test_those_who_may_not_see_an_investigation_never_count_it(
-    api: httpx.AsyncClient, services: Services
+@pytest.mark.parametrize("kind", ["investigation", "referral"])
+async def test_those_who_may_not_see_a_confidential_case_never_count_it(
+    api: httpx.AsyncClient, services: Services, kind: str
 ) -> None:
-    investigation_id = await open_investigation(services)
-    hidden = [email for email, seen, *_ in PEOPLE.values() if seen == HIDDEN]
+    if kind == "investigation":
+        case_id = await open_investigation(
+            services, perpetrator={"kind": "employee", "email": PERPETRATOR_IN_SIRT.email}
+        )
+        case_type, stage, team = "abuse_investigation", "investigation", "sirt"
+    else:
+        case_id = await open_referral(services, SUBJECT_IN_HR)
+        case_type, stage, team = "disciplinary_referral", "hr_review", "hr"
+    column = KINDS.index(kind)
+    hidden = [email for email, *views, _ in PEOPLE.values() if views[column] == HIDDEN]
     auth = bearer(services.sessions, *hidden)
     filters: list[dict[str, str]] = [
         {},
-        {"type": "abuse_investigation"},
+        {"type": case_type},
         {"status": "open"},
-        {"stage": "investigation"},
-        {"team": "sirt"},
+        {"stage": stage},
+        {"team": team},
         {"assignee": INVESTIGATOR.email},
         {"overdue": "false"},
         {"q": SECRET_WORD},
-        {"q": investigation_id},
-        {"q": "abuse_investigation"},
+        {"q": case_id},
+        {"q": case_type},
     ]
     for email in hidden:
         for params in filters:

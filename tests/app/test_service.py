@@ -413,3 +413,151 @@ def test_temporal_connection_settings(tmp_path: Path, db_url: str) -> None:
     )
     assert isinstance(mtls, TLSConfig)
     assert (mtls.client_cert, mtls.client_private_key) == (b"CERT", b"KEY")
+
+
+# Parties in conflict (`CaseTypeRules.conflicted`), with the roles that would otherwise
+# show them everything: the real investigation and referral tables, read by Python
+# (`view_of`) and by SQL (`list_cases`), which must agree case by case.
+PERP_LEAD = Actor("perplead@dwp.gov.uk", ["sirt", "sirt_lead", "auditor", "admin"])
+PERP_REPORTER = Actor("perpreporter@dwp.gov.uk", ["sirt", "sirt_lead"])
+SUBJECT_HR = Actor("subjecthr@dwp.gov.uk", ["hr", "hr_lead", "auditor", "admin"])
+HR = Actor("hr@dwp.gov.uk", ["hr"])
+CONFLICT_CASES: list[tuple[str, str, str, dict[str, str], dict[str, Any]]] = [
+    # id, type, requester, parties beyond the requester, details
+    (
+        "ABU-C-1",
+        "abuse_investigation",
+        EMPLOYEE.email,
+        {"perpetrator": PERP_LEAD.email},
+        {"perpetrator": {"kind": "employee", "email": PERP_LEAD.email}, "platform": "quokka"},
+    ),
+    (
+        "ABU-C-2",
+        "abuse_investigation",
+        PERP_REPORTER.email,
+        {"perpetrator": PERP_REPORTER.email},
+        {"perpetrator": {"kind": "employee", "email": PERP_REPORTER.email}, "platform": "quokka"},
+    ),
+    (  # no perpetrator named: a NULL party must hide the case from nobody
+        "ABU-C-3",
+        "abuse_investigation",
+        EMPLOYEE.email,
+        {},
+        {"perpetrator": {"kind": "unknown"}, "platform": "quokka"},
+    ),
+    (
+        "DIS-C-1",
+        "disciplinary_referral",
+        HR.email,
+        {"subject": SUBJECT_HR.email},
+        {"subject": SUBJECT_HR.email, "breach": "quokka"},
+    ),
+    (  # an HR person who is only the subject of another referral sees this one whole
+        "DIS-C-2",
+        "disciplinary_referral",
+        HR.email,
+        {"subject": EMPLOYEE.email},
+        {"subject": EMPLOYEE.email, "breach": "quokka"},
+    ),
+]
+
+
+@pytest.fixture
+def conflicted_cases(offline_services: Services) -> list[str]:
+    now = datetime.now(UTC)
+    with offline_services.sessions.begin() as session:
+        for n, (case_id, case_type, requester, parties, details) in enumerate(CONFLICT_CASES):
+            rules = CASE_TYPES[case_type]
+            upsert_case(
+                session,
+                CaseSnapshot(
+                    id=case_id,
+                    type=case_type,
+                    status="open",
+                    stage=rules.stages[-1],
+                    requester=requester,
+                    opened_at=now - timedelta(minutes=n),
+                    updated_at=now,
+                    team=rules.team,
+                    details=details,
+                    parties={"requester": requester, **parties},
+                    confidential=True,
+                ),
+            )
+    return [c[0] for c in CONFLICT_CASES]
+
+
+@pytest.mark.parametrize(
+    "who", [PERP_LEAD, PERP_REPORTER, SUBJECT_HR, HR, SIRT, AUDITOR, EMPLOYEE, LONER]
+)
+@pytest.mark.parametrize(
+    "filters",
+    [{}, {"q": "quokka"}, {"q": "-c-"}, {"team": "sirt"}, {"team": "hr"}, {"status": "open"}],
+)
+async def test_python_and_sql_agree_on_what_conflicted_parties_see(
+    offline_services: Services,
+    conflicted_cases: list[str],
+    who: Actor,
+    filters: dict[str, Any],
+) -> None:
+    with offline_services.sessions() as session:
+        rows = list(session.scalars(select(Case).order_by(Case.opened_at.desc())))
+    views = {r.id: view_of(CASE_TYPES[r.type], snapshot_of(r), who) for r in rows}
+    items, total = await service.list_cases(offline_services, actor=who, **filters)
+    listed = {i["id"]: i for i in items}
+    assert total == len(items)
+    for case_id, view in views.items():
+        if case_id not in listed:
+            continue
+        # Listed only as Python would show it: an outline stays an outline.
+        shown = listed[case_id]
+        assert view is not None, (who.email, case_id)
+        assert ("details" in shown) == (view == "whole"), (who.email, case_id)
+        if view == "partial":
+            assert set(shown) == {*PARTIAL_FIELDS, "actions"}
+    # And every case Python shows is listed, unless a filter reads what an outline hides.
+    unfiltered = {i["id"] for i in (await service.list_cases(offline_services, actor=who))[0]}
+    assert unfiltered == {i for i, v in views.items() if v is not None}
+
+
+@pytest.mark.parametrize(
+    ("who", "expected"),
+    [
+        # An investigation's perpetrator, however senior, gets 404; reporting it too, the outline.
+        (
+            PERP_LEAD,
+            {"ABU-C-2": "whole", "ABU-C-3": "whole", "DIS-C-1": "whole", "DIS-C-2": "whole"},
+        ),
+        (PERP_REPORTER, {"ABU-C-1": "whole", "ABU-C-2": "partial", "ABU-C-3": "whole"}),
+        # A referral's subject in HR: the outline of their own, the whole of another's.
+        (
+            SUBJECT_HR,
+            {"ABU-C-1": "whole", "ABU-C-2": "whole", "ABU-C-3": "whole"}
+            | {"DIS-C-1": "partial", "DIS-C-2": "whole"},
+        ),
+        (HR, {"DIS-C-1": "whole", "DIS-C-2": "whole"}),
+        (EMPLOYEE, {"ABU-C-1": "partial", "ABU-C-3": "partial", "DIS-C-2": "partial"}),
+    ],
+)
+async def test_conflicted_parties_see_what_api_md_allows_them(
+    offline_services: Services,
+    conflicted_cases: list[str],
+    who: Actor,
+    expected: dict[str, str],
+) -> None:
+    items, total = await service.list_cases(offline_services, actor=who)
+    seen = {i["id"]: ("whole" if "details" in i else "partial") for i in items}
+    assert (seen, total) == (expected, len(expected))
+    for case_id in conflicted_cases:
+        if case_id in expected:
+            case = await service.get_case(offline_services, actor=who, case_id=case_id)
+            assert ("details" in case) == (expected[case_id] == "whole")
+            if expected[case_id] == "partial":
+                assert case["actions"] == []
+                with pytest.raises(Forbidden):
+                    await service.case_events(offline_services, actor=who, case_id=case_id)
+        else:
+            with pytest.raises(NotFound):
+                await service.get_case(offline_services, actor=who, case_id=case_id)
+            with pytest.raises(NotFound):
+                await service.case_events(offline_services, actor=who, case_id=case_id)

@@ -440,3 +440,26 @@ async def test_reassigning_hands_the_investigation_on_but_not_the_four_eyes(
     error = await refusal(act(handle, INVESTIGATOR2, "add_evidence", description="late"))
     assert error.type == "forbidden"
     await act(handle, INVESTIGATOR, "add_evidence", description="Fresh evidence")
+
+
+async def test_a_perpetrator_who_leads_sirt_may_not_close_the_review_of_their_own_case(
+    time_skipping_env: WorkflowEnvironment, worker: Worker, engine: Engine
+) -> None:
+    perpetrator = {"kind": "employee", "email": SIRT_LEAD2.email}
+    inp = new_investigation(policy(), perpetrator=perpetrator)
+    handle, case = await start(time_skipping_env.client, worker.task_queue, inp)
+    error = await refusal(act(handle, SIRT_LEAD2, "assign", investigator=INVESTIGATOR.email))
+    assert error.type == "forbidden" and "conflict of interest" in error.message
+    await act(handle, SIRT_LEAD, "assign", investigator=INVESTIGATOR.email)
+    await act(handle, INVESTIGATOR, "conclude", finding=abu.SUBSTANTIATED, summary="-", refer=False)
+    before = event_kinds(engine, case.id)
+    for action, fields in (("close", {}), ("reopen", {"reason": "x"}), ("comment", {"text": "x"})):
+        error = await refusal(act(handle, SIRT_LEAD2, action, **fields))
+        assert (error.type, error.message) == (
+            "forbidden",
+            f"actor: {SIRT_LEAD2.email} is the perpetrator of {case.id}, a party to it, and "
+            f"may not {action} it (conflict of interest)",
+        )
+    assert event_kinds(engine, case.id) == before
+    closed = await act(handle, SIRT_LEAD, "close")
+    assert closed.outcome == abu.SUBSTANTIATED

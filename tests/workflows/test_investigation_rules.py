@@ -140,6 +140,28 @@ def test_a_lead_who_investigated_or_concluded_may_not_close_or_reopen() -> None:
     assert set(allowed_actions(abu.RULES, case, lead)) == {"comment", "reassign"}
 
 
+@pytest.mark.parametrize("stage", abu.STAGES)
+@pytest.mark.parametrize("roles", [["sirt"], ["sirt", "sirt_lead"], ["auditor"], ["admin"]])
+def test_a_perpetrator_sees_and_does_nothing_whatever_their_roles(
+    stage: str, roles: list[str]
+) -> None:
+    perpetrator = Actor(PEOPLE["perpetrator"].email, roles)
+    assert view_of(abu.RULES, case_in(stage), perpetrator) is None
+    assert allowed_actions(abu.RULES, case_in(stage), perpetrator) == []
+    # Reporting their own abuse, they follow its outline, still doing nothing.
+    reported = case_in(stage)
+    reported.requester = reported.parties["requester"] = perpetrator.email
+    assert view_of(abu.RULES, reported, perpetrator) == "partial"
+    assert allowed_actions(abu.RULES, reported, perpetrator) == []
+
+
+def test_a_case_that_names_no_perpetrator_is_hidden_from_nobody() -> None:
+    case = case_in(abu.REVIEW)
+    del case.parties["perpetrator"]
+    assert view_of(abu.RULES, case, PEOPLE["sirt_lead"]) == "whole"
+    assert "close" in allowed_actions(abu.RULES, case, PEOPLE["sirt_lead"])
+
+
 def test_the_perpetrator_named_by_email_is_a_party() -> None:
     cleaned = clean_fields(abu.RULES.details, DETAILS)
     assert parties_from_details(abu.RULES, cleaned) == {"perpetrator": "perp@dwp.gov.uk"}

@@ -446,3 +446,20 @@ async def test_the_subject_sees_the_outline_others_nothing_and_hr_the_whole(
     assert (outline["outcome"], outline["actions"]) == (dis.DISMISSAL, ["appeal"])
     appealed = await svc_act(svc, SUBJECT, case_id, "appeal", grounds="Too harsh")
     assert set(appealed) == {*PARTIAL_FIELDS, "actions"} and appealed["stage"] == dis.APPEAL
+
+
+async def test_a_subject_in_hr_may_not_accept_their_own_referral(
+    time_skipping_env: WorkflowEnvironment, worker: Worker, engine: Engine
+) -> None:
+    inp = new_referral(policy(), details={**DETAILS, "subject": HR.email}, requester=HR_LEAD)
+    handle, case = await start(time_skipping_env.client, worker.task_queue, inp)
+    before = event_kinds(engine, case.id)
+    error = await refusal(act(handle, HR, "accept", caseworker=CASEWORKER.email))
+    assert (error.type, error.message) == (
+        "forbidden",
+        f"actor: {HR.email} is the subject of {case.id}, a party to it, and may not accept it"
+        " (conflict of interest)",
+    )
+    assert event_kinds(engine, case.id) == before
+    accepted = await act(handle, HR_LEAD, "accept", caseworker=CASEWORKER.email)
+    assert accepted.stage == dis.HEARING

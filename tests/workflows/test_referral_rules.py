@@ -126,6 +126,13 @@ def test_a_subject_in_hr_may_do_nothing_on_their_own_referral_but_appeal(stage: 
     assert set(allowed_actions(dis.RULES, case, lead)) == expected
 
 
+@pytest.mark.parametrize("stage", dis.STAGES)
+@pytest.mark.parametrize("roles", [["hr"], ["hr", "hr_lead"], ["auditor"], ["admin"]])
+def test_a_subject_sees_only_the_outline_whatever_their_roles(stage: str, roles: list[str]) -> None:
+    subject = Actor(PEOPLE["subject"].email, roles)
+    assert view_of(dis.RULES, case_in(stage), subject) == "partial"
+
+
 def test_the_caseworker_may_not_decide_the_appeal_of_their_own_hearing() -> None:
     lead = PEOPLE["hr_lead"]
     case = case_in(dis.APPEAL, caseworker=lead.email)
