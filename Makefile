@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench install clean
+.PHONY: run test lint bench chromium install clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -25,8 +25,20 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 
-test: lint
+test: lint chromium
 	$(BIN)/pytest -q
+
+# The browser tests drive Debian's Chromium (Playwright never downloads a browser).
+CHROMIUM := /usr/bin/chromium
+chromium:
+	@if [ -x $(CHROMIUM) ]; then :; \
+	elif command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+		echo "installing Debian's chromium for the browser tests"; \
+		apt-get update -q && apt-get install -y -q --no-install-recommends chromium; \
+	else \
+		echo "$(CHROMIUM) is missing and cannot be installed here (needs apt-get, as root):"; \
+		echo "  sudo apt-get install chromium   (the browser tests in tests/web/ are skipped without it)"; \
+	fi
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.ipa_throughput

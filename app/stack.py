@@ -190,6 +190,9 @@ async def _up(settings: Settings, signals: _Signals, cleanup: contextlib.ExitSta
     say("database migrated")
 
     mail = None
+    # The web server sends no mail: it keeps the settings as given, so with no
+    # CASEWORK_SMTP_HOST its mail page knows the catcher is in use.
+    web_settings = settings
     if settings.smtp_host is None:
         catcher = MailCatcher(data_dir)
         catcher.start()
@@ -212,7 +215,7 @@ async def _up(settings: Settings, signals: _Signals, cleanup: contextlib.ExitSta
         say(f"loaded {created} demo people")
 
     worker = build_worker(client, settings=settings, engine=engine)
-    web = webserver.web_server(settings, quiet=True)
+    web = webserver.web_server(web_settings, quiet=True)
     signals.running()
     tasks = {
         "worker": asyncio.create_task(worker.run()),

@@ -95,7 +95,7 @@ def line_chart(
     height: int = 240,
 ) -> Markup:
     """One line through (label, value) left to right; None leaves a gap (nothing to show)."""
-    left, right, top, bottom = 48, 16, 12, 44
+    left, right, top, bottom = 48, 40, 12, 44  # room for the last week's label
     plot_w, plot_h = width - left - right, height - top - bottom
     shown = [f"{label}: {'no data' if v is None else _number(v) + unit}" for label, v in points]
     parts = _open(chart_id, title, "; ".join(shown) or "No data.", width, height)

@@ -1,0 +1,226 @@
+"""Browser tests: the real app served by uvicorn, driven by Playwright in Debian's Chromium.
+
+One stack per test session, as `casework up` runs it: SQLite records, a worker on
+the time-skipping Temporal test server (so a test can move time on and watch a case
+fall overdue), the mail catcher, and the demo people of `app/demo_people.csv`. The
+web server gets the settings as given (no SMTP host: its mail page is on) while the
+worker sends to the catcher. Each person browses in a context of their own (their
+own cookies), signing in with a real token through the sign-in form.
+
+Chromium is Debian's (`make chromium` installs it); Playwright's own browser download
+is never used. Every page a test visits can be saved with `shot`, into
+`test-output/screenshots/`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import nullcontext
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import pytest
+import uvicorn
+from playwright.async_api import Browser, BrowserContext, Page, async_playwright
+from sqlalchemy import Engine
+from temporalio.testing import WorkflowEnvironment
+
+from app.api import create_app
+from app.auth import issue_token
+from app.bootstrap import Services
+from app.db import make_engine, migrate, session_factory
+from app.mailcatcher import CaughtMail, MailCatcher, list_messages
+from app.people import import_people
+from app.policy import load_policy
+from app.settings import Settings
+from tests.fixtures_temporal import free_port, server_binary
+from worker import build_worker
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
+ROOT = Path(__file__).resolve().parents[2]
+SCREENSHOTS = ROOT / "test-output" / "screenshots"
+DEMO_PEOPLE = ROOT / "app" / "demo_people.csv"
+
+# The demo people by first name (app/demo_people.csv).
+PEOPLE = {
+    "dana": "dana.director@dwp.gov.uk",
+    "harper": "harper.head@dwp.gov.uk",
+    "morgan": "morgan.manager@dwp.gov.uk",
+    "alex": "alex.employee@dwp.gov.uk",
+    "jordan": "jordan.employee@dwp.gov.uk",
+    "lee": "lee.saclead@dwp.gov.uk",
+    "sam": "sam.sac@dwp.gov.uk",
+    "robin": "robin.sirtlead@dwp.gov.uk",
+    "jo": "jo.sirt@dwp.gov.uk",
+    "kim": "kim.hrlead@dwp.gov.uk",
+    "pat": "pat.hr@dwp.gov.uk",
+    "ava": "ava.auditor@dwp.gov.uk",
+    "ali": "ali.admin@dwp.gov.uk",
+}
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without its signal handlers: Ctrl-C belongs to pytest."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+@dataclass
+class Stack:
+    base_url: str
+    services: Services
+    env: WorkflowEnvironment
+    data_dir: Path
+    browser: Browser
+    contexts: list[BrowserContext] = field(default_factory=list)
+
+    def token(self, who: str) -> str:
+        with self.services.sessions.begin() as session:
+            return issue_token(session, PEOPLE.get(who, who))
+
+    async def page(self) -> Page:
+        """A fresh browser context (no cookies) and a page in it."""
+        context = await self.browser.new_context(base_url=self.base_url)
+        self.contexts.append(context)
+        return await context.new_page()
+
+    async def sign_in(self, who: str, path: str = "/") -> Page:
+        """A page with `who` signed in through the sign-in form, then at `path`."""
+        page = await self.page()
+        await page.goto(f"/signin?next={path}")
+        await page.get_by_label("Token").fill(self.token(who))
+        await page.get_by_role("button", name="Sign in").click()
+        await page.wait_for_url(re.compile(r"^(?!.*/signin).*$"))
+        return page
+
+    def mail(self) -> list[CaughtMail]:
+        return list_messages(self.data_dir)
+
+    async def close_contexts(self) -> None:
+        contexts, self.contexts = self.contexts, []
+        for context in contexts:
+            await context.close()
+
+
+async def shot(page: Page, name: str) -> Path:
+    """Save a full-page screenshot as test-output/screenshots/<name>.png."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    path = SCREENSHOTS / f"{re.sub(r'[^A-Za-z0-9_.-]+', '-', name)}.png"
+    await page.screenshot(path=str(path), full_page=True)
+    return path
+
+
+async def eventually(check: Callable[[], Awaitable[bool] | bool], *, timeout: float = 20) -> None:
+    """Wait for what the worker does in the background (mail, escalations): a wait, not a
+    timing assertion."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        result = check()
+        if not isinstance(result, bool):
+            result = await result
+        if result:
+            return
+        if loop.time() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.1)
+
+
+@pytest.fixture(scope="session")
+async def chromium() -> AsyncIterator[Browser]:
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} is missing: `make chromium` installs Debian's Chromium")
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
+        )
+        try:
+            yield browser
+        finally:
+            await browser.close()
+
+
+@pytest.fixture(scope="session")
+async def browser_engine(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Engine]:
+    """A migrated SQLite database with the demo people, for the whole session."""
+    url = f"sqlite:///{tmp_path_factory.mktemp('browser-db') / 'casework.db'}"
+    await asyncio.to_thread(migrate, url)
+    engine = make_engine(url)
+    with session_factory(engine).begin() as session:
+        import_people(session, DEMO_PEOPLE.read_text())
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture(scope="session")
+async def stack(
+    chromium: Browser, browser_engine: Engine, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Stack]:
+    engine = browser_engine
+    data_dir = tmp_path_factory.mktemp("browser-data")
+    queue = f"browser-{uuid.uuid4().hex[:8]}"
+    settings = Settings.from_env(
+        {
+            "CASEWORK_DATA_DIR": str(data_dir),
+            "CASEWORK_DATABASE_URL": str(engine.url),
+            "CASEWORK_TASK_QUEUE": queue,
+        }
+    )
+    env = await WorkflowEnvironment.start_time_skipping(
+        test_server_existing_path=server_binary("temporal-test-server")
+    )
+    catcher = MailCatcher(data_dir)
+    catcher.start()
+    mailing = replace(settings, smtp_host=catcher.host, smtp_port=catcher.port)
+    worker = build_worker(env.client, settings=mailing, engine=engine, task_queue=queue)
+    services = Services(
+        settings=settings,
+        sessions=session_factory(engine),
+        client=env.client,
+        policy=load_policy(settings.policy_file),
+    )
+    port = free_port()
+    app = create_app(lambda: nullcontext(services), settings)
+    server = _Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", ws="none")
+    )
+    try:
+        async with worker:
+            serving = asyncio.create_task(server.serve())
+            try:
+                await eventually(lambda: server.started or serving.done())
+                assert server.started, "the web server did not start"
+                stack = Stack(f"http://127.0.0.1:{port}", services, env, data_dir, chromium)
+                yield stack
+                await stack.close_contexts()
+            finally:
+                server.should_exit = True
+                await serving
+        executor = worker.config().get("activity_executor")
+        if executor is not None:  # its threads may still hold database connections
+            await asyncio.to_thread(executor.shutdown, wait=True)
+    finally:
+        catcher.stop()
+        await env.shutdown()
+
+
+@pytest.fixture
+async def web(stack: Stack) -> AsyncIterator[Stack]:
+    """The stack, with each test's browser contexts closed after it."""
+    yield stack
+    await stack.close_contexts()
