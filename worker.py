@@ -19,6 +19,7 @@ from activities.notifications import NotificationActivities, SmtpConfig
 from activities.records import RecordActivities
 from activities.schedule import add_offsets
 from app.db import session_factory
+from app.logs import CaseIdInterceptor
 from app.mail import make_template_env
 from app.policy import load_policy
 from app.settings import Settings
@@ -107,6 +108,7 @@ def build_worker(
         activities=build_activities(settings, engine),
         activity_executor=concurrent.futures.ThreadPoolExecutor(ACTIVITY_THREADS),
         max_cached_workflows=max_cached_workflows,
+        interceptors=[CaseIdInterceptor()],  # activity log lines carry their case id
         # On shutdown (a deploy, Ctrl-C), activities in flight finish rather than retry.
         graceful_shutdown_timeout=timedelta(seconds=10),
     )

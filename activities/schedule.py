@@ -11,4 +11,6 @@ from workflows.common import OffsetsRequest, OffsetsResult
 @activity.defn(name="offsets")
 def add_offsets(request: OffsetsRequest) -> OffsetsResult:
     """`start + d` for each duration; run as a local activity, so it is cheap."""
-    return OffsetsResult(offsets(request.start, request.durations, request.bank_holidays))
+    return OffsetsResult(
+        offsets(request.start, request.durations, request.bank_holidays, request.extra_holidays)
+    )

@@ -21,6 +21,7 @@ from app.bootstrap import Services, running
 from app.errors import Unauthorized
 from app.http_errors import install_error_handlers
 from app.limits import BodySizeLimit
+from app.logs import CaseIdMiddleware
 from app.metrics import install_metrics, timing_action
 from app.schemas import (
     Action,
@@ -259,8 +260,10 @@ def create_app(services_factory: ServicesFactory, settings: Settings | None = No
         lifespan=lifespan,
     )
     app.add_middleware(BodySizeLimit, limit=MAX_BODY)
+    app.add_middleware(CaseIdMiddleware)  # log lines while serving a case carry its id
     install_error_handlers(app)
     app.include_router(router)
+    install_metrics(app)
     install_pages(app, settings)  # after the API's error handlers: it keeps them for /api
     return app
 

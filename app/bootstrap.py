@@ -16,7 +16,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 from temporalio.client import Client
 
-from app.db import make_engine, session_factory
+from app.db import engine_for, session_factory
 from app.policy import Policy, load_policy
 from app.settings import Settings
 from app.temporal import connect
@@ -53,7 +53,7 @@ async def bootstrap(settings: Settings) -> Services:
     /healthz, while the cluster is still coming up.
     """
     policy = load_policy(settings.policy_file)
-    engine = make_engine(settings.database_url)
+    engine = engine_for(settings)
     try:
         client = await connect(settings, lazy=True)
     except BaseException:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from alembic import command
 from alembic.config import Config
@@ -15,8 +16,14 @@ from sqlalchemy.orm import Session, sessionmaker
 
 import migrations
 
+if TYPE_CHECKING:
+    from app.settings import Settings
+
 # Any fixed 64-bit number: every process migrating the same database takes this lock.
 _MIGRATION_LOCK_KEY = 0x0CA5E_0001
+
+# How long `casework migrate` on SQLite waits for another process's migration.
+_MIGRATION_WAIT_MS = 300_000
 
 # Set on every new SQLite connection. busy_timeout goes first so that switching to
 # WAL waits for a concurrent writer instead of failing.
@@ -57,15 +64,46 @@ def make_engine(url: str | URL, **kwargs: Any) -> Engine:
         return engine
     if parsed.get_backend_name() == "postgresql":
         # pre_ping: a connection dropped by a restart or a proxy is replaced, not raised.
+        # recycle: closed before a server's or a pooler's idle timeout closes it for us.
         options: dict[str, Any] = {
             "pool_pre_ping": True,
-            "pool_size": 5,
-            "max_overflow": 10,
+            "pool_size": DEFAULT_POOL.size,
+            "max_overflow": DEFAULT_POOL.max_overflow,
+            "pool_timeout": DEFAULT_POOL.timeout,
             "pool_recycle": 1800,
         }
         options.update(kwargs)
         return create_engine(parsed, **options)
     return create_engine(parsed, **kwargs)
+
+
+@dataclass(frozen=True)
+class PoolSizes:
+    """A PostgreSQL process's connection pool; SQLite keeps SQLAlchemy's own pooling."""
+
+    size: int = 5  # kept open
+    max_overflow: int = 10  # opened beyond `size` under load, closed when returned
+    timeout: float = 30.0  # seconds to wait for a free connection before failing
+
+
+DEFAULT_POOL = PoolSizes()
+
+
+def engine_for(settings: Settings) -> Engine:
+    """The engine of a serving process, pooled as CASEWORK_DB_POOL_* say.
+
+    Each worker and web process holds up to size + max_overflow connections: the
+    sum over all processes must stay under PostgreSQL's max_connections.
+    """
+    url = _normalise(settings.database_url)
+    if url.get_backend_name() != "postgresql":
+        return make_engine(url)
+    return make_engine(
+        url,
+        pool_size=settings.db_pool_size,
+        max_overflow=settings.db_max_overflow,
+        pool_timeout=settings.db_pool_timeout,
+    )
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:
@@ -106,6 +144,9 @@ def _locked_config(url: str | URL) -> Iterator[Config]:
                 # outside a transaction) so batch mode may re-create a referenced table,
                 # and a check before commit. The connection dies with this engine.
                 connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
+                # Another process's migration may hold the write lock for longer than the
+                # usual busy timeout: wait for it (its schema is then already at head).
+                connection.exec_driver_sql(f"PRAGMA busy_timeout={_MIGRATION_WAIT_MS}")
                 # pysqlite would begin only at the first INSERT, running DDL outside any
                 # transaction: take the write lock now, which makes the migration atomic.
                 connection.exec_driver_sql("BEGIN IMMEDIATE")

@@ -11,12 +11,12 @@ from __future__ import annotations
 import hashlib
 import tomllib
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
-from datetime import timedelta
+from dataclasses import dataclass, field, replace
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
-from app.calendar import check_region
+from app.calendar import check_region, extra_days
 from workflows.common import CasePolicy, StageDurations
 from workflows.durations import Duration, parse_duration
 
@@ -53,10 +53,23 @@ class PolicyError(ValueError):
 
 
 @dataclass(frozen=True)
+class Retention:
+    """How long a closed case of one type is kept ([retention.<type>]), and what then."""
+
+    keep: str  # an ISO-8601 duration from the case's closing, e.g. "P2Y"
+    action: str  # "anonymise" or "purge"
+
+
+RETENTION_ACTIONS = ("anonymise", "purge")
+
+
+@dataclass(frozen=True)
 class Policy:
     version: str  # sha256 hex of the file's bytes
     bank_holidays: str  # region code, e.g. "GB-ENG"
     stages: dict[str, dict[str, StageDurations]]  # case type -> stage -> durations
+    extra_holidays: tuple[str, ...] = ()  # ISO dates off besides the region's bank holidays
+    retention: dict[str, Retention] = field(default_factory=dict)  # case type -> rule
 
     def for_case(self, case_type: str) -> CasePolicy:
         """The part a case of `case_type` runs under (a copy); KeyError for an unknown type."""
@@ -65,6 +78,7 @@ class Policy:
         return CasePolicy(
             version=self.version,
             bank_holidays=self.bank_holidays,
+            extra_holidays=list(self.extra_holidays),
             stages={
                 name: replace(durations, extra=dict(durations.extra))
                 for name, durations in self.stages[case_type].items()
@@ -93,14 +107,16 @@ def parse_policy(text: str | bytes) -> Policy:
         raise PolicyError(f"the policy file is not UTF-8 text: {e}") from None
     except tomllib.TOMLDecodeError as e:
         raise PolicyError(f"the policy file is not valid TOML: {e}") from None
-    _reject_unknown(data, "", ("calendar", "sla"), "section")
+    _reject_unknown(data, "", ("calendar", "sla", "retention"), "section")
     calendar = _table(data, "calendar", "", default={})
-    _reject_unknown(calendar, "calendar.", ("bank_holidays",), "key")
+    _reject_unknown(calendar, "calendar.", ("bank_holidays", "extra_holidays"), "key")
     region = calendar.get("bank_holidays", "GB-ENG")  # DESIGN: England and Wales by default
     try:
         check_region(region)
     except ValueError as e:
         raise PolicyError(f"calendar.bank_holidays: {e}") from None
+    extra = _extra_holidays(calendar.get("extra_holidays", []))
+    retention = _retention(_table(data, "retention", "", default={}))
     sla = _table(data, "sla", "")
     _reject_unknown(sla, "sla.", REQUIRED_STAGES, "case type")
     stages: dict[str, dict[str, StageDurations]] = {}
@@ -111,7 +127,43 @@ def parse_policy(text: str | bytes) -> Policy:
             stage: _stage(case_type, stage, _table(sections, stage, f"sla.{case_type}."))
             for stage in stage_names
         }
-    return Policy(hashlib.sha256(raw).hexdigest(), region, stages)
+    return Policy(hashlib.sha256(raw).hexdigest(), region, stages, extra, retention)
+
+
+def _extra_holidays(value: Any) -> tuple[str, ...]:
+    key = "calendar.extra_holidays"
+    if not isinstance(value, list):
+        raise PolicyError(f'{key}: must be a list of ISO dates, e.g. ["2026-06-08"]')
+    # TOML may give real dates (2026-06-08) or strings ("2026-06-08"): kept as text.
+    texts = [v.isoformat() if isinstance(v, date) else v for v in value]
+    try:
+        extra_days(texts)
+    except ValueError as e:
+        raise PolicyError(f"{key}: {e}") from None
+    return tuple(sorted(set(texts)))
+
+
+def _retention(table: dict[str, Any]) -> dict[str, Retention]:
+    """[retention.<case type>] keep = "P2Y", action = "anonymise" | "purge"; optional."""
+    _reject_unknown(table, "retention.", REQUIRED_STAGES, "case type")
+    rules: dict[str, Retention] = {}
+    for case_type in table:
+        section = _table(table, case_type, "retention.")
+        prefix = f"retention.{case_type}"
+        _reject_unknown(section, f"{prefix}.", ("keep", "action"), "key")
+        for key in ("keep", "action"):
+            if key not in section:
+                raise PolicyError(f"{prefix}.{key}: missing (required in this section)")
+        keep = _duration(f"{prefix}.keep", section["keep"])
+        if keep.working_days is not None:
+            raise PolicyError(f'{prefix}.keep: {section["keep"]!r} must be ISO-8601, e.g. "P2Y"')
+        action = section["action"]
+        if action not in RETENTION_ACTIONS:
+            raise PolicyError(
+                f"{prefix}.action: {action!r} is not one of {', '.join(RETENTION_ACTIONS)}"
+            )
+        rules[case_type] = Retention(section["keep"], action)
+    return rules
 
 
 def _table(

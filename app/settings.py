@@ -6,6 +6,10 @@ files make that easy to do by accident. Defaults are those of API.md, which leav
 out the two developer and test settings of the embedded dev server's ports:
 `CASEWORK_TEMPORAL_DEV_PORT` (7233, the Temporal CLI's) and
 `CASEWORK_TEMPORAL_UI_PORT` (the gRPC port + 1000; `0` runs it without a web UI).
+Operations settings (docs/DEPLOY.md): `CASEWORK_DB_POOL_SIZE` (5),
+`CASEWORK_DB_MAX_OVERFLOW` (10), `CASEWORK_DB_POOL_TIMEOUT` (30 s), `CASEWORK_LOG_FORMAT`
+(`text` or `json`) and `CASEWORK_METRICS_PORT` (unset: the worker serves no SDK metrics).
+`CASEWORK_EVIDENCE_MAX_BYTES` (100 MiB): the largest evidence file an upload may bring.
 Two more for the web pages: `CASEWORK_SECRET_KEY` (signs session cookies; unset, a
 key is generated once and kept in the data directory, see `app.web.session`) and
 `CASEWORK_TRUSTED_USER_HEADER` (unset: off; the header an SSO proxy in front of
@@ -63,6 +67,14 @@ class Settings:
     base_url: str  # no trailing slash
     secret_key: str | None = None  # None: app.web.session keeps one in data_dir
     trusted_user_header: str | None = None  # None: sign in with a token only
+    # The largest evidence file an upload may bring (the rest of the API takes 1 MiB).
+    evidence_max_bytes: int = 100 * 1024 * 1024
+    # Operations (docs/DEPLOY.md): the database pool, logs and the worker's metrics.
+    db_pool_size: int = 5  # PostgreSQL connections kept open per process
+    db_max_overflow: int = 10  # more opened under load, closed when returned
+    db_pool_timeout: float = 30.0  # seconds to wait for a connection before failing
+    log_format: str = "text"  # or "json": one object a line, with the case id
+    metrics_port: int | None = None  # the Temporal SDK's Prometheus endpoint; None: off
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> Settings:
@@ -121,6 +133,12 @@ class Settings:
             base_url=_base_url(env, http_host, http_port),
             secret_key=_secret_key(env),
             trusted_user_header=_header_name(env),
+            evidence_max_bytes=_byte_count(env, "EVIDENCE_MAX_BYTES", 100 * 1024 * 1024),
+            db_pool_size=_count(env, "DB_POOL_SIZE", 5, minimum=1),
+            db_max_overflow=_count(env, "DB_MAX_OVERFLOW", 10, minimum=0),
+            db_pool_timeout=float(_count(env, "DB_POOL_TIMEOUT", 30, minimum=1)),
+            log_format=_choice(env, "LOG_FORMAT", ("text", "json")),
+            metrics_port=_port(env, "METRICS_PORT", 0) or None,
         )
 
 
@@ -152,6 +170,31 @@ def _port(env: Mapping[str, str], name: str, default: int) -> int:
     if not re.fullmatch(r"[0-9]{1,5}", raw) or not 1 <= int(raw) <= 65535:
         _fail(name, "must be a whole number 1-65535")
     return int(raw)
+
+
+def _byte_count(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = _get(env, name)
+    if raw is None:
+        return default
+    if not re.fullmatch(r"[0-9]{1,15}", raw) or int(raw) < 1:
+        _fail(name, f"must be a whole number of bytes, at least 1, not {raw!r}")
+    return int(raw)
+
+
+def _count(env: Mapping[str, str], name: str, default: int, *, minimum: int) -> int:
+    raw = _get(env, name)
+    if raw is None:
+        return default
+    if not re.fullmatch(r"[0-9]{1,6}", raw) or int(raw) < minimum:
+        _fail(name, f"must be a whole number, at least {minimum}, not {raw!r}")
+    return int(raw)
+
+
+def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...]) -> str:
+    raw = (_get(env, name) or choices[0]).lower()
+    if raw not in choices:
+        _fail(name, f"must be {' or '.join(choices)}, not {raw!r}")
+    return raw
 
 
 def _ui_port(env: Mapping[str, str], dev_port: int) -> int:

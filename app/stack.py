@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import signal
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -23,12 +24,13 @@ from typing import IO
 
 from temporalio.worker import Worker
 
-from app import webserver
+from app import logs, tracing, webserver
 from app.console import StackError, say
-from app.db import make_engine, migrate, session_factory
+from app.db import engine_for, migrate, session_factory
 from app.demo import DemoLogin, banner, prepare_demo
 from app.devserver import DevServer, wait_for_temporal
 from app.mailcatcher import MailCatcher
+from app.metrics import sdk_runtime
 from app.policy import load_policy
 from app.settings import Settings
 from app.temporal import cluster_address
@@ -154,6 +156,24 @@ def _data_dir_lock(data_dir: Path) -> Iterator[None]:
         handle.close()  # releases the lock; the kernel does too if this process is killed
 
 
+@contextlib.asynccontextmanager
+async def _observed(
+    settings: Settings, service: str, *, sdk_metrics: bool = False, quiet: bool = False
+) -> AsyncIterator[None]:
+    """Logs in CASEWORK_LOG_FORMAT, tracing if configured, and (for a worker) the Temporal
+    SDK's metrics on CASEWORK_METRICS_PORT, all set before the first Temporal client."""
+    # `up` prints its own banner on a terminal: only warnings, unless logs go to a collector.
+    text_and_quiet = quiet and settings.log_format == "text"
+    logs.configure(settings.log_format, level=logging.WARNING if text_and_quiet else logging.INFO)
+    tracing.setup(service)
+    if sdk_metrics and sdk_runtime(settings) is not None:
+        say(f"Temporal SDK metrics on port {settings.metrics_port} (/metrics)")
+    try:
+        yield
+    finally:
+        await asyncio.to_thread(tracing.shutdown)  # flushes spans: blocking
+
+
 # ---- the commands ------------------------------------------------------------------------
 
 
@@ -161,7 +181,7 @@ async def run_up(settings: Settings) -> int:
     """The whole embedded stack in the foreground; 0 once stopped by Ctrl-C or SIGTERM."""
     load_policy(settings.policy_file)  # a malformed policy stops us before anything starts
     code = 0
-    async with _signals() as signals:
+    async with _signals() as signals, _observed(settings, "up", sdk_metrics=True, quiet=True):
         with _data_dir_lock(settings.data_dir), contextlib.ExitStack() as cleanup:
             code = await _up(settings, signals, cleanup)
     if signals.received is not None:
@@ -203,7 +223,7 @@ async def _up(settings: Settings, signals: _Signals, cleanup: contextlib.ExitSta
     else:
         say(f"mail goes to {settings.smtp_host}:{settings.smtp_port}")
 
-    engine = make_engine(settings.database_url)
+    engine = engine_for(settings)
     cleanup.callback(engine.dispose)
 
     def demo() -> tuple[int, list[DemoLogin]]:
@@ -241,11 +261,11 @@ async def _up(settings: Settings, signals: _Signals, cleanup: contextlib.ExitSta
 async def run_worker(settings: Settings) -> int:
     """One worker, until Ctrl-C or SIGTERM; activities in flight finish first."""
     code = 0
-    async with _signals() as signals:
+    async with _signals() as signals, _observed(settings, "worker", sdk_metrics=True):
         client = await wait_for_temporal(settings)
         if settings.smtp_host is None:
             say(f"CASEWORK_SMTP_HOST is not set: mail goes to 127.0.0.1:{settings.smtp_port}")
-        engine = make_engine(settings.database_url)
+        engine = engine_for(settings)
         try:
             worker = build_worker(client, settings=settings, engine=engine)
             signals.running()
@@ -266,7 +286,7 @@ async def run_web(settings: Settings) -> int:
     """One web server, until Ctrl-C or SIGTERM."""
     load_policy(settings.policy_file)
     code = 0
-    async with _signals() as signals:
+    async with _signals() as signals, _observed(settings, "web"):
         sock = webserver.listen(settings.http_host, settings.http_port)
         try:
             web = webserver.web_server(settings, quiet=False)

@@ -9,6 +9,7 @@ from pathlib import Path
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode, TLSConfig
 
+from app import tracing
 from app.errors import Unavailable
 from app.settings import Settings
 
@@ -43,6 +44,7 @@ async def connect(settings: Settings, *, lazy: bool = False) -> Client:
         namespace=settings.temporal_namespace,
         api_key=settings.temporal_api_key,
         tls=tls_config(settings),
+        interceptors=tracing.interceptors(),  # none unless tracing is on (app/tracing.py)
         lazy=lazy,
     )
 

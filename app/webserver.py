@@ -15,6 +15,7 @@ import uvicorn
 
 from app.api import web_app
 from app.console import StackError
+from app.logs import uvicorn_log_config
 from app.settings import Settings
 
 
@@ -48,6 +49,7 @@ def web_server(settings: Settings, *, quiet: bool) -> WebServer:
         host=settings.http_host,
         port=settings.http_port,
         log_level="warning" if quiet else "info",
+        log_config=uvicorn_log_config(settings.log_format),  # JSON: through app.logs
         access_log=not quiet,
         timeout_graceful_shutdown=5,
     )

@@ -61,6 +61,8 @@ class CasePolicy:
     version: str
     bank_holidays: str
     stages: dict[str, StageDurations] = field(default_factory=dict)
+    # ISO dates that are not working days besides the region's bank holidays.
+    extra_holidays: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -119,6 +121,7 @@ class OffsetsRequest:
     start: datetime
     durations: list[str]
     bank_holidays: str = "GB-ENG"
+    extra_holidays: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -191,6 +194,11 @@ class Clock:
     planned: bool = False
     # Whether the owner was told the clock started (for clocks that start later than the stage).
     announced: bool = False
+    # When the stage began (moved on by time spent awaiting info): a policy change re-plans
+    # the clock from here. None in clocks saved before it was kept.
+    entered_at: datetime | None = None
+    # An action set the due time (a hearing date, an expiry): no policy change moves it.
+    set_by_action: bool = False
 
 
 @dataclass
@@ -255,3 +263,44 @@ class CaseReadRequest:
 @dataclass
 class CaseRead:
     case: CaseSnapshot | None = None  # None: no such case
+
+
+@dataclass
+class ClockPlan:
+    """How a stage's clock is planned under a policy: from `start`, the clock starts after
+    `start_after` (if any), then `remind` and `due` are counted from there."""
+
+    start: datetime
+    start_after: str | None = None
+    remind: str | None = None
+    due: str | None = None
+
+
+@dataclass
+class PolicyChange:
+    """The `policy_changed` update: the case now runs under `policy` (its type's part)."""
+
+    policy: CasePolicy
+
+
+@dataclass
+class PolicyChangeResult:
+    case_id: str
+    old_version: str
+    new_version: str
+    old_due: datetime | None = None
+    new_due: datetime | None = None
+    changed: bool = True  # False: already under that version, or closed
+    stage: str = ""
+
+
+@dataclass
+class PolicyPreview:
+    """The `policy_preview` query: what `policy_changed` would re-plan under a policy.
+    `plan` is None when no policy-timed clock runs (none, or one an action set)."""
+
+    case_id: str
+    stage: str
+    version: str
+    due_at: datetime | None = None
+    plan: ClockPlan | None = None

@@ -179,7 +179,9 @@ class CaseWorkflow:
         old, new = self.policy.version, change.policy.version
         old_due = self.case.due_at
         if old == new or self.case.status != OPEN:
-            return PolicyChangeResult(self.case.id, old, new, old_due, old_due, changed=False)
+            return PolicyChangeResult(
+                self.case.id, old, new, old_due, old_due, changed=False, stage=self.case.stage
+            )
         # From here on, whatever plans a clock (an action in flight included) plans it anew.
         self.policy = change.policy
         self.case.policy_version = new
@@ -209,7 +211,7 @@ class CaseWorkflow:
             },
         )
         await self.commit()
-        return PolicyChangeResult(self.case.id, old, new, old_due, new_due)
+        return PolicyChangeResult(self.case.id, old, new, old_due, new_due, stage=self.case.stage)
 
     @workflow.query(name=POLICY_PREVIEW_QUERY)
     def policy_preview(self, policy: CasePolicy) -> PolicyPreview:

@@ -21,3 +21,6 @@ LINKED_SIGNAL = "linked_case_changed"
 # The signal that asks a case to tell one more case as it moves on (an IPA naming an
 # exception approved before it): a `Link` to the asking case, with its relation.
 FOLLOW_SIGNAL = "follow_case"
+# A new policy file reaches an open case: re-plan its clock (update), or preview (query).
+POLICY_UPDATE = "policy_changed"
+POLICY_PREVIEW_QUERY = "policy_preview"

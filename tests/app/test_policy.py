@@ -219,7 +219,7 @@ def sla_not_a_duration(s: dict[str, dict[str, Any]]) -> None:
         ),
         (
             lambda s: s.update({"slas.ipa_approval.triage": {"sla": "5wd"}}),
-            "slas: unknown section (expected one of: calendar, sla)",
+            "slas: unknown section (expected one of: calendar, sla, retention)",
         ),
         (
             lambda s: s["calendar"].update(timezone="Europe/London"),

@@ -1,0 +1,161 @@
+"""A new policy reaches an open case: its clock is re-planned from the stage's start, on
+the time-skipping server with real activities, database and SMTP."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session
+from temporalio.client import WorkflowHandle
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+from app.audit import verify
+from app.calendar import add_duration, is_working_day
+from app.policy import Policy
+from models import Case
+from tests.fixtures_temporal import SmtpSink, eventually
+from tests.workflows.ipa_helpers import (
+    MANAGER,
+    OFFICER,
+    act,
+    event_kinds,
+    events,
+    fast_policy,
+    load_people,
+    new_case,
+    shipped_policy,
+    start,
+)
+from workflows import ipa_types as ipa
+from workflows.common import CaseSnapshot, PolicyChange, PolicyChangeResult, PolicyPreview
+from workflows.registry import POLICY_PREVIEW_QUERY, POLICY_UPDATE, SNAPSHOT_QUERY
+
+DIRECTOR, CEO = "director@dwp.gov.uk", "ceo@dwp.gov.uk"
+
+
+@pytest.fixture(autouse=True)
+def people(engine: Engine) -> None:
+    load_people(engine)
+
+
+async def change(handle: WorkflowHandle[Any, Any], policy: Policy) -> PolicyChangeResult:
+    return await handle.execute_update(
+        POLICY_UPDATE, PolicyChange(policy.for_case(ipa.TYPE)), result_type=PolicyChangeResult
+    )
+
+
+def row(engine: Engine, case_id: str) -> Case:
+    with Session(engine) as session:
+        found = session.get(Case, case_id)
+        assert found is not None
+        return found
+
+
+async def test_a_shortened_sla_makes_a_case_overdue_and_escalate_on_the_new_schedule(
+    time_skipping_env: WorkflowEnvironment,
+    worker: Worker,
+    engine: Engine,
+    smtp_sink: tuple[SmtpSink, int],
+) -> None:
+    sink, _ = smtp_sink
+    lenient = fast_policy(sla="P10D", remind="P5D", escalate_every="P2D")
+    strict = replace(
+        fast_policy(sla="PT1H", remind="PT30M", escalate_every="PT1H"), version="strict"
+    )
+    handle, case = await start(time_skipping_env.client, worker.task_queue, new_case(lenient))
+    assert case.due_at == case.opened_at + timedelta(days=10)
+
+    await time_skipping_env.sleep(timedelta(hours=2))
+    assert "reminded" not in event_kinds(engine, case.id)
+    result = await change(handle, strict)
+    assert (result.old_version, result.new_version) == (lenient.version, "strict")
+    assert result.old_due == case.opened_at + timedelta(days=10)
+    assert result.new_due == case.opened_at + timedelta(hours=1)  # from the stage's start
+
+    # Past its new due time already: reminded, then overdue to the manager's manager.
+    await eventually(lambda: "escalated" in event_kinds(engine, case.id))
+    kinds = event_kinds(engine, case.id)
+    assert kinds[kinds.index("policy_changed") :] == ["policy_changed", "reminded", "escalated"]
+    (recorded,) = events(engine, case.id, "policy_changed")
+    assert recorded.actor == "system"
+    assert recorded.data["from_version"] == lenient.version
+    assert recorded.data["to_version"] == "strict"
+    assert recorded.data["new_due"] == (case.opened_at + timedelta(hours=1)).isoformat()
+    assert [e.data["to"] for e in events(engine, case.id, "escalated")] == [DIRECTOR]
+    stored = row(engine, case.id)
+    assert (stored.policy_version, stored.overdue, stored.escalation_level) == ("strict", True, 1)
+
+    # The new escalate_every (an hour, not two days) sets the next step up.
+    await time_skipping_env.sleep(timedelta(hours=1, minutes=1))
+    await eventually(lambda: len(events(engine, case.id, "escalated")) == 2)
+    assert [e.data["to"] for e in events(engine, case.id, "escalated")] == [DIRECTOR, CEO]
+    await eventually(lambda: any("overdue" in s.lower() for s in sink.subjects(CEO)))
+
+    # The same version again changes nothing, and records nothing.
+    again = await change(handle, strict)
+    assert not again.changed and again.new_due == again.old_due
+    assert len(events(engine, case.id, "policy_changed")) == 1
+    with Session(engine) as session:
+        assert verify(session, case.id).ok
+    await act(handle, MANAGER, "endorse")
+
+
+async def test_a_bank_holiday_added_moves_a_working_day_due_time(
+    time_skipping_env: WorkflowEnvironment, worker: Worker, engine: Engine
+) -> None:
+    shipped = shipped_policy()
+    handle, case = await start(time_skipping_env.client, worker.task_queue, new_case(shipped))
+    sla = shipped.stages[ipa.TYPE][ipa.MANAGER_ENDORSEMENT].sla
+    assert sla == "3wd" and case.due_at == add_duration(case.opened_at, sla, "GB-ENG")
+    # A one-off bank holiday on the first working day after the case opened.
+    day = case.opened_at.date() + timedelta(days=1)
+    while not is_working_day(day, "GB-ENG"):
+        day += timedelta(days=1)
+    holiday = replace(shipped, version="holiday", extra_holidays=(day.isoformat(),))
+    expected = add_duration(case.opened_at, sla, "GB-ENG", [day.isoformat()])
+    assert expected > case.due_at
+
+    # The dry run's plan, counted by the same calendar, says where it will go ...
+    preview = await handle.query(
+        POLICY_PREVIEW_QUERY, holiday.for_case(ipa.TYPE), result_type=PolicyPreview
+    )
+    assert preview.version == shipped.version and preview.due_at == case.due_at
+    assert preview.plan is not None and preview.plan.due == "3wd"
+    assert add_duration(preview.plan.start, "3wd", "GB-ENG", [day.isoformat()]) == expected
+    # ... and nothing moved for asking.
+    snapshot = await handle.query(SNAPSHOT_QUERY, result_type=CaseSnapshot)
+    assert snapshot.policy_version == shipped.version and snapshot.due_at == case.due_at
+
+    result = await change(handle, holiday)
+    assert (result.old_due, result.new_due) == (case.due_at, expected)
+    stored = row(engine, case.id)
+    assert (stored.due_at, stored.policy_version) == (expected, "holiday")
+    # The reminder moved with it (2wd, counted past the holiday).
+    await time_skipping_env.sleep(expected - case.opened_at - timedelta(hours=1))
+    assert "escalated" not in event_kinds(engine, case.id)
+    assert "reminded" in event_kinds(engine, case.id)
+    await act(handle, MANAGER, "endorse")
+
+
+async def test_an_unanswered_question_lapses_on_the_new_policy(
+    time_skipping_env: WorkflowEnvironment, worker: Worker, engine: Engine
+) -> None:
+    lenient = fast_policy(sla="P10D", remind="P5D")
+    handle, case = await start(time_skipping_env.client, worker.task_queue, new_case(lenient))
+    await act(handle, MANAGER, "endorse")
+    case = await act(handle, OFFICER, "request_info", question="Which events?")
+    assert case.stage == ipa.AWAITING_INFO
+    lapse_before = case.due_at
+    quicker = replace(fast_policy(sla="P10D", remind="P5D"), version="quicker")
+    quicker.stages[ipa.TYPE]["awaiting_info"].extra["lapse"] = "P3D"
+    quicker.stages[ipa.TYPE]["awaiting_info"].remind = "P1D"
+    result = await change(handle, quicker)
+    assert lapse_before is not None and result.new_due == lapse_before - timedelta(days=2)
+    await time_skipping_env.sleep(timedelta(days=3, minutes=1))
+    await eventually(lambda: "closed" in event_kinds(engine, case.id))
+    assert row(engine, case.id).outcome == "lapsed"
