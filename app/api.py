@@ -7,6 +7,7 @@ contract's status, so a client has one shape to handle.
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Annotated, Any
@@ -15,6 +16,7 @@ from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
+from starlette.types import Scope
 
 from app import exports, health, service
 from app.bootstrap import Services, running
@@ -229,7 +231,8 @@ async def upload_evidence(
     url: Annotated[str | None, Query(description="where it was found")] = None,
     sha256: Annotated[str | None, Query(description="its SHA-256, checked on arrival")] = None,
 ) -> dict[str, Any]:
-    """Store an evidence file (the body, up to 1 MiB) and add it to an investigation as
+    """Store an evidence file (the body, streamed to disk, up to
+    `CASEWORK_EVIDENCE_MAX_BYTES`, 100 MiB by default) and add it to an investigation as
     the investigator's `add_evidence`, with its SHA-256."""
     return await service.upload_evidence(
         svc,
@@ -241,6 +244,42 @@ async def upload_evidence(
         sha256=sha256,
         media_type=request.headers.get("content-type"),
     )
+
+
+@router.get(
+    "/api/cases/{case_id}/evidence/{sha256}",
+    response_model=None,
+    response_class=StreamingResponse,
+    responses={200: {"description": "the file, as uploaded", "content": {"*/*": {}}}},
+)
+async def download_evidence(
+    svc: Svc, actor: Caller, case_id: str, sha256: str
+) -> StreamingResponse:
+    """An evidence file of the case, once its bytes are checked against its SHA-256 (409
+    `evidence_damaged` if they no longer match); for those who see the whole case."""
+    found = await service.evidence_download(svc, actor=actor, case_id=case_id, sha256=sha256)
+    return StreamingResponse(
+        found.chunks(),  # a plain iterator: read in a thread, a chunk at a time
+        media_type=found.media_type,
+        headers={
+            "Content-Length": str(found.size),
+            "Content-Disposition": f'attachment; filename="{found.filename}"',
+            "X-Content-Type-Options": "nosniff",
+            "Cache-Control": "no-store",
+        },
+    )
+
+
+_EVIDENCE_UPLOAD = re.compile(r"^/api/cases/[^/]+/evidence$")
+
+
+def evidence_upload_limit(scope: Scope) -> int | None:
+    """An evidence upload's body limit (the settings' `evidence_max_bytes`), for
+    `BodySizeLimit`; None elsewhere, where MAX_BODY holds."""
+    if scope.get("method") != "POST" or not _EVIDENCE_UPLOAD.match(scope.get("path", "")):
+        return None
+    services: Services | None = getattr(scope["app"].state, "services", None)
+    return services.settings.evidence_max_bytes if services is not None else None
 
 
 def create_app(services_factory: ServicesFactory, settings: Settings | None = None) -> FastAPI:
@@ -259,7 +298,7 @@ def create_app(services_factory: ServicesFactory, settings: Settings | None = No
         version="1",
         lifespan=lifespan,
     )
-    app.add_middleware(BodySizeLimit, limit=MAX_BODY)
+    app.add_middleware(BodySizeLimit, limit=MAX_BODY, limit_for=evidence_upload_limit)
     app.add_middleware(CaseIdMiddleware)  # log lines while serving a case carry its id
     install_error_handlers(app)
     app.include_router(router)

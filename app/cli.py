@@ -11,7 +11,7 @@ import argparse
 import asyncio
 import json
 import sys
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -77,6 +77,12 @@ def _parser() -> argparse.ArgumentParser:
     acting.add_argument("id")
     acting.add_argument("action")
     acting.add_argument("--json", dest="json_file", metavar="FILE", help="the action's fields")
+    evidence = cases.add_parser(
+        "evidence", parents=[as_person], help="download an evidence file, its hash checked"
+    )
+    evidence.add_argument("id")
+    evidence.add_argument("sha256")
+    evidence.add_argument("--out", required=True, metavar="FILE", help="- for stdout")
 
     export = commands.add_parser("export", help="cases or events for auditors, as --as EMAIL")
     export_what = export.add_subparsers(dest="subcommand", required=True, metavar="WHAT")
@@ -190,6 +196,13 @@ async def _cases(settings: Settings, args: argparse.Namespace) -> int:
             _print_json(
                 await service.open_case(svc, actor=actor, case_type=args.type, details=details)
             )
+        elif args.subcommand == "evidence":
+            found = await service.evidence_download(
+                svc, actor=actor, case_id=args.id, sha256=args.sha256
+            )
+            await asyncio.to_thread(_save, found.chunks(), args.out)
+            if args.out != "-":
+                print(f"{args.out}: {found.size} bytes, {found.media_type}, sha256 {found.sha256}")
         else:
             fields = _read_json(args.json_file)
             _print_json(
@@ -257,6 +270,24 @@ async def _policy_apply(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _save(chunks: Iterable[bytes], out: str) -> None:
+    """Write a download to `out` (`-`: stdout) a chunk at a time; a failed one leaves no file."""
+    if out == "-":
+        for chunk in chunks:
+            sys.stdout.buffer.write(chunk)
+        sys.stdout.buffer.flush()
+        return
+    target = Path(out)
+    partial = target.with_name(f".{target.name}.partial")
+    try:
+        with partial.open("wb") as f:
+            for chunk in chunks:
+                f.write(chunk)
+        partial.replace(target)
+    finally:
+        partial.unlink(missing_ok=True)
+
+
 def _up(settings: Settings, args: argparse.Namespace) -> int:
     from app.stack import run_up  # heavy, and it imports this module: imported when run
 
@@ -291,7 +322,7 @@ COMMANDS: dict[tuple[str, str | None], Callable[[Settings, argparse.Namespace], 
     ("audit", "verify"): _audit_verify,
     ("policy", "apply"): _async(_policy_apply),
     **{("export", what): _async(_export) for what in ("cases", "events")},
-    **{("cases", sub): _async(_cases) for sub in ("list", "show", "open", "act")},
+    **{("cases", sub): _async(_cases) for sub in ("list", "show", "open", "act", "evidence")},
 }
 
 

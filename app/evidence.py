@@ -4,32 +4,74 @@ A file's name is its SHA-256, so the same file uploaded twice is stored once, wh
 the audit trail records (the hash) finds the file, and a stored file is never
 replaced by different bytes. An upload is written to a temporary file beside the
 store and linked into place only once complete and synced, so no reader ever sees
-half a file, and a failed or refused upload leaves nothing behind.
+half a file, and a failed or refused upload leaves nothing behind. A download is
+served only once the stored bytes still hash to their name (`open_verified`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import mimetypes
 import os
 import re
 import tempfile
-from collections.abc import AsyncIterable
+from collections.abc import AsyncIterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
 from app.errors import Invalid, ServiceError
 
-# As large as the API lets any request body be (`app.api.MAX_BODY`): a larger limit
-# here needs a larger one for this path there too.
-MAX_EVIDENCE = 1024 * 1024
+# The default of `Settings.evidence_max_bytes` (CASEWORK_EVIDENCE_MAX_BYTES), which the
+# service passes in; the API lets an upload's body be that large too (`app.api`).
+MAX_EVIDENCE = 100 * 1024 * 1024
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _READ_CHUNK = 1024 * 1024
+# A media type as a client may send it: type/subtype and parameters, nothing to inject.
+_MEDIA_TYPE = re.compile(r"^[a-z0-9!#$&^_.+-]+/[a-z0-9!#$&^_.+-]+(\s*;[ -~]*)?$", re.IGNORECASE)
+OCTET_STREAM = "application/octet-stream"
 
 
 class TooLarge(ServiceError):
     code, status = "too_large", 413
+
+
+class Damaged(ServiceError):
+    """The stored file is no longer what the case recorded: altered, or gone."""
+
+    code, status = "evidence_damaged", 409
+
+
+@dataclass
+class EvidenceDownload:
+    """A verified evidence file, open, to stream once: `chunks()` reads and closes it."""
+
+    sha256: str
+    size: int
+    media_type: str
+    filename: str
+    file: BinaryIO
+
+    def chunks(self, size: int = 64 * 1024) -> Iterator[bytes]:
+        try:
+            while chunk := self.file.read(size):
+                yield chunk
+        finally:
+            self.file.close()
+
+
+def safe_media_type(recorded: object) -> str:
+    """The recorded media type if it is one, else application/octet-stream."""
+    if isinstance(recorded, str) and _MEDIA_TYPE.match(recorded.strip()):
+        return recorded.strip()
+    return OCTET_STREAM
+
+
+def download_name(case_id: str, sha256: str, media_type: str) -> str:
+    """`ABU-2026-000001-9f86d081884c.png`: the case, the hash's start, the type's extension."""
+    extension = mimetypes.guess_extension(media_type.split(";")[0].strip().lower()) or ""
+    return re.sub(r"[^A-Za-z0-9._-]", "_", f"{case_id}-{sha256[:12]}{extension}")
 
 
 @dataclass(frozen=True)
@@ -86,11 +128,28 @@ class EvidenceStore:
 
     def intact(self, sha256: str) -> bool:
         """Whether the file stored under `sha256` still has that hash (tampering shows)."""
-        digest = hashlib.sha256()
         with self.open(sha256) as stored:
-            while chunk := stored.read(_READ_CHUNK):
-                digest.update(chunk)
-        return digest.hexdigest() == sha256
+            return _hash_of(stored) == sha256
+
+    def open_verified(self, sha256: str) -> tuple[BinaryIO, int]:
+        """The stored file, open at its start, and its size, once its bytes are checked
+        against its name; FileNotFoundError if none is stored, Damaged if it was altered.
+        Checked and served through one open file: swapping the file after the check
+        changes nothing that is served. Blocking: run it in a thread."""
+        stored = self.open(sha256)
+        try:
+            actual = _hash_of(stored)
+            if actual != sha256:
+                raise Damaged(
+                    f"sha256: the stored file no longer has SHA-256 {sha256} (it now has"
+                    f" {actual}): it was altered after it was recorded, and is not served"
+                )
+            size = stored.tell()
+            stored.seek(0)
+        except BaseException:
+            stored.close()
+            raise
+        return stored, size
 
     def _place(self, partial: Path, sha256: str) -> bool:
         """Link the complete file in under its hash: False if it was there already."""
@@ -104,6 +163,18 @@ class EvidenceStore:
             return False
         _sync_dir(final.parent)
         return True
+
+
+def _hash_of(stored: BinaryIO) -> str:
+    digest = hashlib.sha256()
+    while chunk := stored.read(_READ_CHUNK):
+        digest.update(chunk)
+    return digest.hexdigest()
+
+
+def checked_sha256(sha256: str) -> str:
+    """`sha256` as the store names files (lower case), or Invalid naming the field."""
+    return _checked(sha256.strip().lower())
 
 
 def _checked(sha256: str) -> str:

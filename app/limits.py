@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.http_errors import error_response
+
+# A route's own limit, if it has one (an evidence upload's is larger): None for the default.
+LimitFor = Callable[[Scope], int | None]
 
 
 class BodySizeLimit:
@@ -14,24 +19,32 @@ class BodySizeLimit:
 
     A body sent without a length is counted as it arrives; going over raises an
     HTTPException from `receive`, which FastAPI answers through the error handlers.
+    Nothing is buffered here: a route that streams its body (an evidence upload) still
+    holds one chunk at a time.
     """
 
-    def __init__(self, app: ASGIApp, *, limit: int) -> None:
+    def __init__(self, app: ASGIApp, *, limit: int, limit_for: LimitFor | None = None) -> None:
         self.app = app
         self.limit = limit
+        self.limit_for = limit_for
+
+    def _limit(self, scope: Scope) -> int:
+        own = self.limit_for(scope) if self.limit_for is not None else None
+        return self.limit if own is None else own
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = self._limit(scope)
         declared = dict(scope.get("headers") or ()).get(b"content-length")
         if declared is not None:
             if not declared.isdigit():
                 response = error_response(400, "bad_request", "Content-Length: not a number")
                 await response(scope, receive, send)
                 return
-            if int(declared) > self.limit:
-                await self._too_large()(scope, receive, send)
+            if int(declared) > limit:
+                await _too_large(limit)(scope, receive, send)
                 return
         received = 0
 
@@ -40,14 +53,16 @@ class BodySizeLimit:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.limit:
-                    raise HTTPException(413, self._message())
+                if received > limit:
+                    raise HTTPException(413, _message(limit))
             return message
 
         await self.app(scope, counted, send)
 
-    def _message(self) -> str:
-        return f"body: larger than {self.limit} bytes"
 
-    def _too_large(self) -> JSONResponse:
-        return error_response(413, "too_large", self._message())
+def _message(limit: int) -> str:
+    return f"body: larger than {limit} bytes"
+
+
+def _too_large(limit: int) -> JSONResponse:
+    return error_response(413, "too_large", _message(limit))

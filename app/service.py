@@ -35,7 +35,14 @@ from app.errors import (
     from_refusal,
     is_refusal,
 )
-from app.evidence import EvidenceStore
+from app.evidence import (
+    Damaged,
+    EvidenceDownload,
+    EvidenceStore,
+    checked_sha256,
+    download_name,
+    safe_media_type,
+)
 from app.identity import actor_for, authenticate, whoami
 from app.queries import CaseFilter
 from app.settings import Settings
@@ -58,6 +65,7 @@ __all__ = [
     "actor_for",
     "authenticate",
     "case_events",
+    "evidence_download",
     "get_case",
     "list_cases",
     "open_case",
@@ -311,7 +319,8 @@ async def upload_evidence(
     fields: dict[str, Any] = {"description": description, "url": url, "media_type": media_type}
     try:
         clean_fields(check_action(rules, case, actor, action).fields, fields)
-        stored = await EvidenceStore(svc.settings.data_dir).store(content, sha256=sha256)
+        store = EvidenceStore(svc.settings.data_dir, limit=svc.settings.evidence_max_bytes)
+        stored = await store.store(content, sha256=sha256)
     except Refusal as r:
         raise await _refused(svc, actor, case, action, from_refusal(r)) from None
     except ServiceError as e:
@@ -322,6 +331,49 @@ async def upload_evidence(
         "evidence": {"sha256": stored.sha256, "size": stored.size, "new": stored.new},
         "case": after,
     }
+
+
+async def evidence_download(
+    svc: Services, *, actor: Actor, case_id: str, sha256: str
+) -> EvidenceDownload:
+    """An evidence file of the case, verified against its hash and open to stream.
+
+    Only for those who see the whole case (404 for anyone else, outline viewers too),
+    and only a file the case's audit trail records (404 for any other hash: one case's
+    evidence is not fetched through another). A stored file whose bytes no longer match
+    its hash is refused (409 `evidence_damaged`) and the refusal recorded.
+    """
+    _, case, view = await _visible_case(svc, actor, case_id)
+    if view != "whole":
+        raise NotFound(f"case: no such case {case_id}")
+    wanted = checked_sha256(sha256)
+    query = (
+        select(CaseEvent.data)
+        .where(CaseEvent.case_id == case_id, CaseEvent.kind == "add_evidence")
+        .order_by(CaseEvent.seq)
+    )
+    events = await svc.run(lambda s: list(s.scalars(query)))
+    recorded = [data for data in events if data.get("sha256") == wanted]
+    if not recorded:
+        raise NotFound(f"sha256: {case_id} records no evidence with SHA-256 {wanted}")
+    store = EvidenceStore(svc.settings.data_dir)
+    try:
+        opened, size = await asyncio.to_thread(store.open_verified, wanted)
+    except FileNotFoundError:
+        if not any("size" in d for d in recorded):  # recorded by hash, never uploaded
+            raise NotFound(f"sha256: only the hash {wanted} was recorded, no file") from None
+        gone = Damaged(f"sha256: the file uploaded as {wanted} is no longer stored")
+        raise await _refused(svc, actor, case, "download_evidence", gone) from None
+    except Damaged as damaged:
+        raise await _refused(svc, actor, case, "download_evidence", damaged) from None
+    media_type = safe_media_type(recorded[-1].get("media_type"))
+    return EvidenceDownload(
+        sha256=wanted,
+        size=size,
+        media_type=media_type,
+        filename=download_name(case_id, wanted, media_type),
+        file=opened,
+    )
 
 
 async def _refused(
