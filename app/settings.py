@@ -6,7 +6,6 @@ files make that easy to do by accident. Defaults are those of API.md, which leav
 out the two developer and test settings of the embedded dev server's ports:
 `CASEWORK_TEMPORAL_DEV_PORT` (7233, the Temporal CLI's) and
 `CASEWORK_TEMPORAL_UI_PORT` (the gRPC port + 1000; `0` runs it without a web UI).
-`CASEWORK_EVIDENCE_MAX_BYTES` (100 MiB): the largest evidence file an upload may bring.
 Operations settings (docs/DEPLOY.md): `CASEWORK_DB_POOL_SIZE` (5),
 `CASEWORK_DB_MAX_OVERFLOW` (10), `CASEWORK_DB_POOL_TIMEOUT` (30 s), `CASEWORK_LOG_FORMAT`
 (`text` or `json`) and `CASEWORK_METRICS_PORT` (unset: the worker serves no SDK metrics).
@@ -68,8 +67,6 @@ class Settings:
     base_url: str  # no trailing slash
     secret_key: str | None = None  # None: app.web.session keeps one in data_dir
     trusted_user_header: str | None = None  # None: sign in with a token only
-    # The largest evidence file an upload may bring (the rest of the API takes 1 MiB).
-    evidence_max_bytes: int = 100 * 1024 * 1024
     # The largest evidence file an upload may bring (the rest of the API takes 1 MiB).
     evidence_max_bytes: int = 100 * 1024 * 1024
     # Operations (docs/DEPLOY.md): the database pool, logs and the worker's metrics.
@@ -137,7 +134,6 @@ class Settings:
             secret_key=_secret_key(env),
             trusted_user_header=_header_name(env),
             evidence_max_bytes=_byte_count(env, "EVIDENCE_MAX_BYTES", 100 * 1024 * 1024),
-            evidence_max_bytes=_byte_count(env, "EVIDENCE_MAX_BYTES", 100 * 1024 * 1024),
             db_pool_size=_count(env, "DB_POOL_SIZE", 5, minimum=1),
             db_max_overflow=_count(env, "DB_MAX_OVERFLOW", 10, minimum=0),
             db_pool_timeout=float(_count(env, "DB_POOL_TIMEOUT", 30, minimum=1)),
@@ -199,15 +195,6 @@ def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...]) -> str:
     if raw not in choices:
         _fail(name, f"must be {' or '.join(choices)}, not {raw!r}")
     return raw
-
-
-def _byte_count(env: Mapping[str, str], name: str, default: int) -> int:
-    raw = _get(env, name)
-    if raw is None:
-        return default
-    if not re.fullmatch(r"[0-9]{1,15}", raw) or int(raw) < 1:
-        _fail(name, f"must be a whole number of bytes, at least 1, not {raw!r}")
-    return int(raw)
 
 
 def _ui_port(env: Mapping[str, str], dev_port: int) -> int:
