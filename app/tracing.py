@@ -21,13 +21,15 @@ log = logging.getLogger(__name__)
 _provider: Any = None  # the TracerProvider spans go to, once tracing is on
 
 
-def enable(provider: Any) -> None:
-    """Trace through `provider` (an opentelemetry-sdk TracerProvider) from now on."""
-    from opentelemetry import trace
-
+def enable(provider: Any, *, make_global: bool = True) -> None:
+    """Trace through `provider` (an opentelemetry-sdk TracerProvider) from now on; as
+    OpenTelemetry's global provider too, for any other instrumentation in the process."""
     global _provider
     _provider = provider
-    trace.set_tracer_provider(provider)
+    if make_global:
+        from opentelemetry import trace
+
+        trace.set_tracer_provider(provider)
 
 
 def setup(service: str, env: dict[str, str] | None = None) -> bool:
@@ -70,4 +72,5 @@ def interceptors() -> list[Interceptor]:
         return []
     from temporalio.contrib.opentelemetry import TracingInterceptor
 
-    return [TracingInterceptor()]
+    # Spans carry the workflow ID, which is the case ID, as `temporalWorkflowID`.
+    return [TracingInterceptor(_provider.get_tracer("casework"))]
