@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import uuid4
 
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
@@ -74,6 +74,7 @@ __all__ = [
 ]
 
 DEFAULT_LIMIT, MAX_LIMIT = 50, 200
+SORTS = ("newest", "due")
 CLOSED_MESSAGE = "case is closed"
 MAX_ACTION = 40
 
@@ -177,8 +178,16 @@ async def list_cases(
     q: str | None = None,
     limit: int = DEFAULT_LIMIT,
     offset: int = 0,
+    requester: str | None = None,
+    sort: str = "newest",
+    owner: bool = False,
 ) -> tuple[list[dict[str, Any]], int]:
-    """(cases, total) newest first, only those the actor may see (see app.queries)."""
+    """(cases, total) newest first, only those the actor may see (see app.queries).
+
+    `requester` ("me" or an email) keeps the cases someone raised; `sort="due"` lists
+    them soonest due first (no due time, or one the actor may not see, last). `owner`
+    adds whom each open stage waits on (see `with_owner`), for the pages.
+    """
     types = [_rules(type)] if type else list(CASE_TYPES.values())
     if status not in (None, OPEN, CLOSED):
         raise Invalid(f"status: must be {OPEN} or {CLOSED}")
@@ -186,6 +195,8 @@ async def list_cases(
         raise Invalid(f"limit: must be between 1 and {MAX_LIMIT}")
     if offset < 0:
         raise Invalid("offset: must be 0 or more")
+    if sort not in SORTS:
+        raise Invalid(f"sort: must be one of {', '.join(SORTS)}")
     f = CaseFilter(
         status=status,
         stage=stage,
@@ -193,17 +204,18 @@ async def list_cases(
         assignee=actor.email if assignee == "me" else (assignee or "").strip().lower() or None,
         overdue=overdue,
         q=q,
+        requester=actor.email if requester == "me" else (requester or "").strip().lower() or None,
     )
     condition = queries.where(types, actor, f)
+    order: list[ColumnElement[Any]] = [Case.opened_at.desc(), Case.id.desc()]
+    if sort == "due":
+        due = queries.due_order(types, actor)
+        order = [due.is_(None), due.asc(), *order]
 
     def work(session: Session) -> tuple[list[Case], int]:
         total = session.scalar(select(func.count()).select_from(Case).where(condition)) or 0
         rows = session.scalars(
-            select(Case)
-            .where(condition)
-            .order_by(Case.opened_at.desc(), Case.id.desc())
-            .limit(limit)
-            .offset(offset)
+            select(Case).where(condition).order_by(*order).limit(limit).offset(offset)
         )
         return list(rows), total
 
@@ -213,7 +225,8 @@ async def list_cases(
         rules, case = CASE_TYPES[row.type], snapshot_of(row)
         view = view_of(rules, case, actor)
         if view is not None:  # the SQL above already agrees; never show more than Python would
-            items.append(case_json(rules, case, actor, view))
+            item = case_json(rules, case, actor, view)
+            items.append(with_owner(item, case, view) if owner else item)
     return items, total
 
 
@@ -236,9 +249,19 @@ async def _visible_case(
     return rules, case, view
 
 
-async def get_case(svc: Services, *, actor: Actor, case_id: str) -> dict[str, Any]:
+async def get_case(
+    svc: Services, *, actor: Actor, case_id: str, owner: bool = False
+) -> dict[str, Any]:
+    """The case as the actor may see it; `owner` adds whom it waits on (`with_owner`)."""
     rules, case, view = await _visible_case(svc, actor, case_id)
-    return case_json(rules, case, actor, view)
+    shown = case_json(rules, case, actor, view)
+    return with_owner(shown, case, view) if owner else shown
+
+
+def with_owner(shown: dict[str, Any], case: CaseSnapshot, view: View) -> dict[str, Any]:
+    """`shown` plus `owner`, whom the open stage waits on (an email; None for the team's
+    queue), where the case is seen whole: the pages show it, the API's contract has none."""
+    return {**shown, "owner": case.owner} if view == "whole" else shown
 
 
 async def case_events(svc: Services, *, actor: Actor, case_id: str) -> list[dict[str, Any]]:

@@ -1,7 +1,168 @@
-"""(being written)"""
+"""The case page (`/cases/{id}`) and its action forms (`/cases/{id}/actions/{action}`).
+
+What it shows is what `service.get_case` gives this viewer: a confidential case
+seen in outline shows only its outline (and any action the viewer still has, such
+as a subject's appeal). Each form is an action of the case's `actions`, its fields
+from the action's table; a refusal comes back beside the field it names.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import RedirectResponse, Response
+
+from app import service
+from app.errors import NotFound, ServiceError
+from app.mail import _label, _words
+from app.web.fields import Widget, error_field, from_form, widgets
+from app.web.forms import Form, posted_form
+from app.web.render import render
+from app.web.session import flash, services_of, signed_in
+from app.web.sla import sla_badge
+from workflows.common import OPEN, Actor
+from workflows.registry import CASE_TYPES
+from workflows.rules import CaseTypeRules
 
 router = APIRouter()
+Me = Annotated[Actor, Depends(signed_in)]
+Posted = Annotated[Form, Depends(posted_form)]
+
+# Fields the API's evidence upload fills in, not a person typing into a form.
+FILLED_BY_UPLOAD = {("add_evidence", "size"), ("add_evidence", "media_type")}
+DANGEROUS = {"decline", "reject", "revoke", "withdraw", "retire", "no_further_action"}
+
+
+@dataclass(frozen=True)
+class ActionForm:
+    name: str
+    label: str
+    policy: str | None
+    fields: list[Widget]
+    danger: bool
+
+
+@dataclass(frozen=True)
+class Refused:
+    """An action the service refused: its message, and the field it names, if any."""
+
+    action: str
+    message: str
+    status: int
+    field: str | None
+    values: dict[str, str]
+
+
+def rules_for_id(case_id: str) -> CaseTypeRules | None:
+    """A case's type from its id's prefix (IPA-2026-000001), before reading it."""
+    prefix = case_id.split("-", 1)[0].upper()
+    return next((r for r in CASE_TYPES.values() if r.prefix == prefix), None)
+
+
+def stage_path(rules: CaseTypeRules, case: dict[str, Any]) -> list[tuple[str, str]]:
+    """Each stage of the type's own list with where the case is: done, current or later."""
+    if case["status"] != OPEN:
+        return [(stage, "done") for stage in rules.stages]
+    here = rules.stages.index(case["stage"]) if case["stage"] in rules.stages else -1
+    return [
+        (stage, "done" if i < here else "current" if i == here else "later")
+        for i, stage in enumerate(rules.stages)
+    ]
+
+
+def detail_rows(rules: CaseTypeRules, details: dict[str, Any]) -> list[tuple[str, Any, str | None]]:
+    """(label, value, policy section) in the order of the type's details table."""
+    known = {spec.name for spec in rules.details}
+    rows = [(_label(f.name), details[f.name], f.policy) for f in rules.details if f.name in details]
+    rows += [(_label(name), value, None) for name, value in details.items() if name not in known]
+    return rows
+
+
+def action_forms(rules: CaseTypeRules, case: dict[str, Any]) -> list[ActionForm]:
+    forms = []
+    for name in case["actions"]:
+        rule = rules.action(name, case["stage"])
+        specs = tuple(f for f in rule.fields if (name, f.name) not in FILLED_BY_UPLOAD)
+        forms.append(
+            ActionForm(
+                name=name,
+                label=rule.label or _label(name),
+                policy=rule.policy,
+                fields=widgets(rules.type, specs, ""),
+                danger=name in DANGEROUS,
+            )
+        )
+    return forms
+
+
+async def _page(
+    request: Request, me: Actor, case_id: str, refused: Refused | None = None
+) -> Response:
+    svc = services_of(request)
+    case = await service.get_case(svc, actor=me, case_id=case_id, owner=True)
+    rules = CASE_TYPES[case["type"]]
+    whole = "details" in case
+    events = await service.case_events(svc, actor=me, case_id=case_id) if whole else []
+    forms = action_forms(rules, case)
+    field_errors: dict[str, dict[str, str]] = {}
+    values: dict[str, dict[str, str]] = {}
+    top_error = None
+    if refused is not None:
+        form = next((f for f in forms if f.name == refused.action), None)
+        names = {w.name for w in form.fields} if form else set()
+        if form is not None and refused.field in names:
+            field_errors[form.name] = {str(refused.field): refused.message}
+            values[form.name] = refused.values
+        elif form is not None:
+            values[form.name] = refused.values
+        top_error = refused
+    return render(
+        request,
+        "case.html",
+        status_code=refused.status if refused else 200,
+        active="work",
+        case=case,
+        whole=whole,
+        badge=sla_badge(case),
+        stages=stage_path(rules, case),
+        details=detail_rows(rules, case.get("details") or {}),
+        events=events,
+        forms=forms,
+        field_errors=field_errors,
+        values=values,
+        refused=top_error,
+    )
+
+
+@router.get("/cases/{case_id}")
+async def case_page(request: Request, me: Me, case_id: str) -> Response:
+    return await _page(request, me, case_id)
+
+
+@router.post("/cases/{case_id}/actions/{action}")
+async def take_action(
+    request: Request, me: Me, case_id: str, action: str, form: Posted
+) -> Response:
+    rules = rules_for_id(case_id)
+    rule = rules.by_name.get(action) if rules else None
+    fields = from_form(rule.fields, form) if rule else {}
+    svc = services_of(request)
+    try:
+        after = await service.act(svc, actor=me, case_id=case_id, action=action, fields=fields)
+    except NotFound:
+        raise
+    except ServiceError as e:
+        if e.status >= 500:
+            raise
+        typed = {k: v for k, v in form.items() if k != "csrf_token"}
+        refused = Refused(action, e.message, e.status, error_field(e.message), typed)
+        return await _page(request, me, case_id, refused)
+    label = (rule.label if rule and rule.label else _label(action)) or action
+    if after["status"] == OPEN:
+        now = f"now at the {_words(after['stage'])} stage"
+    else:
+        now = f"closed: {_words(after.get('outcome'))}"
+    flash(request, f"{label}: done. {case_id} is {now}.")
+    return RedirectResponse(f"/cases/{case_id}", status_code=303)

@@ -22,10 +22,11 @@ Form = ImmutableMultiDict[str, str]  # name -> value(s), in the order posted
 
 async def read_form(request: Request) -> Form:
     """The posted fields (blank ones kept: a cleared field is an answer too)."""
+    raw = await request.body()
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if kind != URLENCODED:
-        raise BadRequest(f"form: expected {URLENCODED}, not {kind or 'no body'}")
-    body = (await request.body()).decode("utf-8", "replace")
+    if raw and kind != URLENCODED:
+        raise BadRequest(f"form: expected {URLENCODED}, not {kind or 'no content type'}")
+    body = raw.decode("utf-8", "replace")
     try:
         pairs = parse_qsl(body, keep_blank_values=True, max_num_fields=MAX_FIELDS)
     except ValueError:

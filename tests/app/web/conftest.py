@@ -4,7 +4,7 @@ followed) over the real app, and a helper to sign in as someone with a real toke
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import nullcontext
 
 import httpx
@@ -58,7 +58,7 @@ async def _app_client(services: Services) -> AsyncIterator[httpx.AsyncClient]:
 
 
 @pytest.fixture
-async def browser_factory(services: Services) -> AsyncIterator[object]:
+async def browser_factory(services: Services) -> AsyncIterator[Callable[[], Browser]]:
     """`await open_browser()` -> a new Browser (its own cookies) on one shared app."""
     app = create_app(lambda: nullcontext(services))
     clients: list[httpx.AsyncClient] = []

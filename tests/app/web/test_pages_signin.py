@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
-from tests.app.web.conftest import Browser
+from dataclasses import replace
+from typing import cast
+
+import httpx
+
+from app.auth import issue_token
+from app.bootstrap import Services
+from app.settings import Settings
+from app.web.session import secret_key, sign, unsign
+from tests.app.conftest import NoTemporal
+from tests.app.web.conftest import Browser, _app_client
 
 EMPLOYEE = "employee@dwp.gov.uk"
 
@@ -27,3 +37,102 @@ async def test_sign_in_with_a_token_then_out(offline_browser: Browser) -> None:
     out = await offline_browser.post("/signout")
     assert out.status_code == 303 and out.headers["location"] == "/signin"
     assert (await offline_browser.get("/")).status_code == 303
+
+
+async def test_a_bad_token_is_refused_beside_the_field(offline_browser: Browser) -> None:
+    await offline_browser.get("/signin")
+    page = await offline_browser.post("/signin", {"token": "not-a-token", "next": "/"})
+    assert page.status_code == 401
+    assert "token: that token is unknown or has been revoked" in page.text
+    assert 'aria-invalid="true"' in page.text
+    assert (await offline_browser.get("/")).status_code == 303
+
+
+async def test_forms_without_this_sessions_csrf_token_are_refused(
+    offline_browser: Browser, offline_services: Services
+) -> None:
+    await offline_browser.sign_in(EMPLOYEE)
+    client = offline_browser.client
+    for token in (None, "", "forged-token", offline_browser.csrf + "x"):
+        data = {"text": "hello"} if token is None else {"text": "hello", "csrf_token": token}
+        refused = await client.post("/cases/IPA-2026-000001/actions/comment", data=data)
+        assert refused.status_code == 403
+        assert refused.headers["content-type"].startswith("text/html")
+        assert "this form did not come from this sign-in" in refused.text
+    # Signing out needs the token too, so another site cannot sign anyone out.
+    assert (await client.post("/signout", data={})).status_code == 403
+    assert (await offline_browser.get("/")).status_code == 200
+    # Refused before reaching the service: Temporal was never asked.
+    assert cast(NoTemporal, offline_services.client).calls == []
+
+
+async def test_signing_in_needs_the_token_of_the_sign_in_page(offline_browser: Browser) -> None:
+    with offline_browser.sessions.begin() as session:
+        token = issue_token(session, EMPLOYEE)
+    page = await offline_browser.client.post("/signin", data={"token": token})
+    assert page.status_code == 403
+    assert (await offline_browser.get("/")).status_code == 303
+
+
+async def test_the_session_cookie_cannot_be_forged(offline_browser: Browser) -> None:
+    await offline_browser.sign_in(EMPLOYEE)
+    cookie = offline_browser.client.cookies["casework_session"]
+    payload, _, mac = cookie.partition(".")
+    key = secret_key(settings_of(offline_browser))
+    assert unsign(cookie, key)["email"] == EMPLOYEE
+    forged = sign({**unsign(cookie, key), "email": "ceo@dwp.gov.uk"}, b"another key" * 4)
+    offline_browser.client.cookies.clear()
+    offline_browser.client.cookies.set("casework_session", forged)
+    assert (await offline_browser.get("/")).status_code == 303
+    offline_browser.client.cookies.set("casework_session", payload + "." + mac[::-1])
+    assert (await offline_browser.get("/")).status_code == 303
+
+
+def settings_of(browser: Browser) -> Settings:
+    transport = browser.client._transport
+    assert isinstance(transport, httpx.ASGITransport)
+    services: Services = transport.app.state.services  # type: ignore[attr-defined]
+    return services.settings
+
+
+async def test_cookie_flags_and_the_key_kept_in_the_data_directory(
+    offline_services: Services,
+) -> None:
+    https = replace(offline_services.settings, base_url="https://casework.example")
+    async for client in _app_client(replace(offline_services, settings=https)):
+        page = await client.get("/signin")
+        cookie = page.headers["set-cookie"]
+        assert "HttpOnly" in cookie and "SameSite=Lax" in cookie and "Secure" in cookie
+    key_file = https.data_dir / "secret_key"
+    assert key_file.stat().st_mode & 0o777 == 0o600
+    assert secret_key(https) == key_file.read_bytes().strip()
+    assert secret_key(replace(https, secret_key="k" * 32)) == b"k" * 32
+
+
+async def test_a_trusted_header_from_an_sso_proxy_signs_people_in(
+    offline_services: Services,
+) -> None:
+    behind_proxy = replace(offline_services.settings, trusted_user_header="x-remote-user")
+    async for client in _app_client(replace(offline_services, settings=behind_proxy)):
+        page = await client.get("/", headers={"X-Remote-User": "Employee@dwp.gov.uk"})
+        assert page.status_code == 200 and "Signed in as Employee" in page.text
+        stranger = await client.get("/", headers={"X-Remote-User": "nobody@dwp.gov.uk"})
+        assert stranger.status_code == 403
+        assert (await client.get("/")).status_code == 303
+    # Off by default: the same header signs no one in.
+    async for client in _app_client(offline_services):
+        ignored = await client.get("/", headers={"X-Remote-User": EMPLOYEE})
+        assert ignored.status_code == 303
+
+
+async def test_api_paths_keep_their_json_errors_while_pages_answer_html(
+    offline_browser: Browser,
+) -> None:
+    client = offline_browser.client
+    api = await client.get("/api/nope")
+    assert api.status_code == 404 and api.json()["error"]["code"] == "not_found"
+    unauthorised = await client.get("/api/me")
+    assert unauthorised.status_code == 401 and "error" in unauthorised.json()
+    page = await client.get("/nope")
+    assert page.status_code == 404 and page.headers["content-type"].startswith("text/html")
+    assert "<h1>Page not found</h1>" in page.text

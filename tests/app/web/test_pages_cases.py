@@ -1,0 +1,250 @@
+"""The case pages over the real service layer and a time-skipping Temporal: an IPA opened
+and progressed through the forms by each person, refusals beside their field, the
+confidential outline, forbidden and missing pages, and hostile input shown escaped."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+import httpx
+
+from app import service
+from app.bootstrap import Services
+from tests.app.investigations import DETAILS as ABUSE
+from tests.app.investigations import REPORTER, add_people
+from tests.app.web.conftest import Browser
+from workflows.common import Actor
+
+EMPLOYEE, MANAGER, OFFICER = "employee@dwp.gov.uk", "manager@dwp.gov.uk", "officer@dwp.gov.uk"
+IPA_FORM = {
+    "account_kind": "individual_professional",
+    "platform": "LinkedIn",
+    "handle": "jo-example",
+    "justification": "Recruitment events",
+    "device": "dwp_managed",
+    "contact_email": "jo@example.com",
+}
+Open = Callable[[], Browser]
+
+
+async def as_person(open_browser: Open, email: str) -> Browser:
+    browser = open_browser()
+    await browser.sign_in(email)
+    return browser
+
+
+def flash_of(page: httpx.Response) -> str:
+    match = re.search(r'<div class="flash" role="status">([^<]*)</div>', page.text)
+    assert match, page.text
+    return match.group(1)
+
+
+def error_beside(page: httpx.Response, field_id: str) -> str:
+    """The error message shown inside the field whose control has this id."""
+    match = re.search(
+        rf'<p class="error-message" id="{re.escape(field_id)}-error">'
+        r'<span class="visually-hidden">Error:</span> ([^<]*)</p>',
+        page.text,
+    )
+    assert match, f"no error beside {field_id}"
+    return match.group(1)
+
+
+async def open_ipa(employee: Browser) -> str:
+    await employee.get("/cases/new/ipa_approval")
+    response = await employee.post("/cases/new/ipa_approval", IPA_FORM)
+    assert response.status_code == 303, response.text
+    location = response.headers["location"]
+    assert location.startswith("/cases/IPA-")
+    return location.removeprefix("/cases/")
+
+
+async def act(browser: Browser, case_id: str, action: str, **fields: str) -> httpx.Response:
+    await browser.get(f"/cases/{case_id}")
+    return await browser.post(f"/cases/{case_id}/actions/{action}", fields)
+
+
+async def test_an_ipa_opened_and_progressed_through_the_forms(
+    browser_factory: Open, services: Services
+) -> None:
+    employee = await as_person(browser_factory, EMPLOYEE)
+    case_id = await open_ipa(employee)
+    page = await employee.get(f"/cases/{case_id}")
+    assert f"Opened {case_id}: now at the manager endorsement stage." == flash_of(page)
+    assert '<li class="current" aria-current="step">Manager endorsement' in page.text
+    assert "Waiting on</dt><dd>manager@dwp.gov.uk" in page.text
+    assert 'action="/cases/' + case_id + '/actions/withdraw"' in page.text
+    assert "/actions/endorse" not in page.text  # the requester may not endorse
+
+    manager = await as_person(browser_factory, MANAGER)
+    work = await manager.get("/")
+    assert f'<a href="/cases/{case_id}">{case_id}</a>' in work.text
+    assert "badge--on-time" in work.text
+    endorsed = await act(manager, case_id, "endorse")
+    assert endorsed.status_code == 303 and endorsed.headers["location"] == f"/cases/{case_id}"
+    assert "Endorse: done" in flash_of(await manager.get(f"/cases/{case_id}"))
+
+    officer = await as_person(browser_factory, OFFICER)
+    queue = await officer.get("/?view=team-sac")
+    assert case_id in queue.text
+    asked = await act(officer, case_id, "request_info", question="Which events?")
+    assert asked.status_code == 303
+    answered = await act(employee, case_id, "provide_info", answer="Graduate fairs")
+    assert answered.status_code == 303
+    approved = await act(officer, case_id, "approve")
+    assert approved.status_code == 303
+
+    case = await service.get_case(services, actor=Actor(OFFICER, ["sac"]), case_id=case_id)
+    assert (case["status"], case["stage"]) == ("open", "active")
+    final = await employee.get(f"/cases/{case_id}")
+    for kind in ("Opened", "Endorse", "Request info", "Provide info", "Approve"):
+        assert f"<strong>{kind}</strong>" in final.text
+    assert "Graduate fairs" in final.text
+    assert "/actions/attest" in final.text  # the holder attests once a year (3.2)
+
+
+async def test_refusals_are_shown_beside_their_field_and_nothing_starts(
+    browser_factory: Open, services: Services
+) -> None:
+    employee = await as_person(browser_factory, EMPLOYEE)
+    page = await employee.get("/cases/new/ipa_approval")
+    # Each rule beside its field, with the policy section it comes from.
+    assert "Personal accounts need no approval (policy 5.1)" in page.text
+    assert "outside this policy (policy 7.2)" in page.text
+    assert "LinkedIn account must use a personal email" in page.text
+
+    personal = await employee.post(
+        "/cases/new/ipa_approval", {**IPA_FORM, "account_kind": "personal"}
+    )
+    assert personal.status_code == 422
+    assert "personal accounts need no approval (policy 5.1)" in error_beside(
+        personal, "new-account_kind"
+    )
+    assert 'name="handle" value="jo-example"' in personal.text  # what was typed is kept
+
+    union = await employee.post(
+        "/cases/new/ipa_approval", {**IPA_FORM, "account_kind": "trade_union"}
+    )
+    assert "(policy 7.2)" in error_beside(union, "new-account_kind")
+
+    linkedin = {**IPA_FORM, "account_kind": "linkedin", "contact_email": "me@dwp.gov.uk"}
+    refused = await employee.post("/cases/new/ipa_approval", linkedin)
+    assert "personal email address (policy 5.1)" in error_beside(refused, "new-contact_email")
+
+    missing = await employee.post("/cases/new/ipa_approval", {**IPA_FORM, "handle": " "})
+    assert missing.status_code == 422
+    assert error_beside(missing, "new-handle") == "details.handle: required"
+
+    _, total = await service.list_cases(services, actor=Actor(OFFICER, ["sac"]))
+    assert total == 0  # nothing was started
+
+
+async def test_action_refusals_come_back_inline(browser_factory: Open) -> None:
+    employee = await as_person(browser_factory, EMPLOYEE)
+    case_id = await open_ipa(employee)
+    manager = await as_person(browser_factory, MANAGER)
+
+    no_reason = await act(manager, case_id, "decline", reason="")
+    assert no_reason.status_code == 422
+    assert error_beside(no_reason, "action-decline-reason") == "reason: required"
+    assert "Decline was not done" in no_reason.text
+
+    not_theirs = await act(employee, case_id, "endorse")
+    assert not_theirs.status_code == 403
+    assert f"may not endorse {case_id}" in not_theirs.text
+
+    officer = await as_person(browser_factory, OFFICER)
+    too_early = await act(officer, case_id, "approve")
+    assert too_early.status_code == 409
+    assert "not allowed in stage &#39;manager_endorsement&#39;" in too_early.text
+
+    page = await employee.get(f"/cases/{case_id}")
+    assert '<li class="current" aria-current="step">Manager endorsement' in page.text
+    assert "<strong>Refused</strong>" in page.text  # each refusal is in the audit trail
+
+
+async def test_hostile_input_is_shown_escaped(browser_factory: Open) -> None:
+    employee = await as_person(browser_factory, EMPLOYEE)
+    hostile = '<script>alert("x")</script><img src=x onerror=alert(1)>'
+    await employee.get("/cases/new/ipa_approval")
+    opened = await employee.post("/cases/new/ipa_approval", {**IPA_FORM, "handle": hostile})
+    case_id = opened.headers["location"].removeprefix("/cases/")
+    commented = await act(employee, case_id, "comment", text=hostile)
+    assert commented.status_code == 303
+    page = await employee.get(f"/cases/{case_id}")
+    assert "<script>alert" not in page.text and "<img src=x" not in page.text
+    assert page.text.count("&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;") >= 3
+    work = await employee.get("/?view=raised&q=" + "alert")
+    assert case_id in work.text and "<script>alert" not in work.text
+
+
+async def test_confidential_cases_as_the_api_shows_them(
+    browser_factory: Open, services: Services
+) -> None:
+    add_people(services.sessions)
+    case = await service.open_case(
+        services, actor=REPORTER, case_type="abuse_investigation", details=ABUSE
+    )
+    case_id = case["id"]
+    reporter = await as_person(browser_factory, REPORTER.email)
+    outline = await reporter.get(f"/cases/{case_id}")
+    assert outline.status_code == 200
+    assert "You see only its outline" in outline.text
+    for hidden in ("Facebook", "zanzibar", "perp@dwp.gov.uk", "Timeline", "Waiting on"):
+        assert hidden not in outline.text
+    raised = await reporter.get("/?view=raised")
+    assert case_id in raised.text and "outline only" in raised.text
+
+    stranger = await as_person(browser_factory, EMPLOYEE)
+    missing = await stranger.get(f"/cases/{case_id}")
+    assert missing.status_code == 404
+    assert missing.headers["content-type"].startswith("text/html")
+    assert f"no such case {case_id}" in missing.text
+    nothing = await stranger.get(f"/cases/{case_id}-nope")
+    assert nothing.status_code == 404 and "no such case" in nothing.text
+    forged = await stranger.post(f"/cases/{case_id}/actions/comment", {"text": "hi"})
+    assert forged.status_code == 404
+
+    investigator = await as_person(browser_factory, "sirt@dwp.gov.uk")
+    whole = await investigator.get(f"/cases/{case_id}")
+    assert "zanzibar" in whole.text and "/actions/assign" in whole.text
+    queue = await investigator.get("/?view=team-sirt")
+    assert case_id in queue.text
+
+
+async def test_forbidden_page(browser_factory: Open) -> None:
+    employee = await as_person(browser_factory, EMPLOYEE)
+    page = await employee.get("/cases/new/disciplinary_referral")
+    assert page.status_code == 403
+    assert "<h1>You may not do that</h1>" in page.text
+    assert "only HR may refer someone" in page.text
+    types = await employee.get("/cases/new")
+    assert "/cases/new/ipa_approval" in types.text
+    assert "/cases/new/disciplinary_referral" not in types.text
+
+
+async def test_every_page_renders_for_every_kind_of_person(
+    browser_factory: Open, services: Services
+) -> None:
+    employee = await as_person(browser_factory, EMPLOYEE)
+    case_id = await open_ipa(employee)
+    people = (EMPLOYEE, MANAGER, OFFICER, "saclead@dwp.gov.uk", "sirt@dwp.gov.uk")
+    for email in (*people, "auditor@dwp.gov.uk", "loner@dwp.gov.uk"):
+        browser = await as_person(browser_factory, email)
+        for path in (
+            "/",
+            "/?view=raised",
+            "/?view=all&status=any",
+            "/cases/new",
+            f"/cases/{case_id}",
+        ):
+            page = await browser.get(path)
+            assert page.status_code == 200, (email, path, page.text)
+            assert '<html lang="en-GB">' in page.text and '<main id="main"' in page.text
+        for case_type in ("ipa_approval", "policy_exception", "abuse_investigation"):
+            assert (await browser.get(f"/cases/new/{case_type}")).status_code == 200
+    auditor = await as_person(browser_factory, "auditor@dwp.gov.uk")
+    page = await auditor.get(f"/cases/{case_id}")
+    assert "Nothing for you to do on this case now." in page.text
+    assert "<strong>Opened</strong>" in page.text
