@@ -1,6 +1,6 @@
 """Browser tests: the real app served by uvicorn, driven by Playwright in Debian's Chromium.
 
-One stack per test session, as `casework up` runs it: SQLite records, a worker on
+One stack for the tests of this folder, as `casework up` runs it: SQLite records, a worker on
 the time-skipping Temporal test server (so a test can move time on and watch a case
 fall overdue), the mail catcher, and the demo people of `app/demo_people.csv`. The
 web server gets the settings as given (no SMTP host: its mail page is on) while the
@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 import uvicorn
-from playwright.async_api import Browser, BrowserContext, Page, async_playwright
+from playwright.async_api import Browser, BrowserContext, Locator, Page, async_playwright
 from sqlalchemy import Engine
 from temporalio.testing import WorkflowEnvironment
 
@@ -117,11 +117,17 @@ class Stack:
             await context.close()
 
 
-async def shot(page: Page, name: str) -> Path:
-    """Save a full-page screenshot as test-output/screenshots/<name>.png."""
+async def shot(page: Page | Locator, name: str) -> Path:
+    """Save a screenshot of the whole page (or of one element) as
+    test-output/screenshots/<name>.png. Its page is brought to the front first: with
+    several people's pages open, Chromium does not paint a frame of one behind."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     path = SCREENSHOTS / f"{re.sub(r'[^A-Za-z0-9_.-]+', '-', name)}.png"
-    await page.screenshot(path=str(path), full_page=True)
+    await (page.page if isinstance(page, Locator) else page).bring_to_front()
+    if isinstance(page, Locator):
+        await page.screenshot(path=str(path))
+    else:
+        await page.screenshot(path=str(path), full_page=True)
     return path
 
 
@@ -141,7 +147,7 @@ async def eventually(check: Callable[[], Awaitable[bool] | bool], *, timeout: fl
         await asyncio.sleep(0.1)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 async def chromium() -> AsyncIterator[Browser]:
     if not CHROMIUM.exists():
         pytest.skip(f"{CHROMIUM} is missing: `make chromium` installs Debian's Chromium")
@@ -155,9 +161,9 @@ async def chromium() -> AsyncIterator[Browser]:
             await browser.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 async def browser_engine(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Engine]:
-    """A migrated SQLite database with the demo people, for the whole session."""
+    """A migrated SQLite database with the demo people, for this folder's tests."""
     url = f"sqlite:///{tmp_path_factory.mktemp('browser-db') / 'casework.db'}"
     await asyncio.to_thread(migrate, url)
     engine = make_engine(url)
@@ -167,7 +173,7 @@ async def browser_engine(tmp_path_factory: pytest.TempPathFactory) -> AsyncItera
     engine.dispose()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 async def stack(
     chromium: Browser, browser_engine: Engine, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[Stack]:

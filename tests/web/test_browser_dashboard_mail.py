@@ -102,6 +102,7 @@ async def test_an_overdue_request_shows_on_the_dashboard_and_in_the_mail(web: St
     html_part = harper.frame_locator("iframe.mail-html").locator("body")
     await expect(html_part).to_contain_text(case_id)
     await shot(harper, "mail-message-harper")
+    await shot(harper.locator("iframe.mail-html"), "mail-message-harper-formatted")
     mine = harper.url.rsplit("/", 1)[1]
 
     # Alex sees the opening mail, and cannot open Harper's message by its address.
