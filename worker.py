@@ -17,6 +17,7 @@ from activities.cases import LinkedCaseActivities
 from activities.directory import DirectoryActivities
 from activities.notifications import NotificationActivities, SmtpConfig
 from activities.records import RecordActivities
+from activities.retention import RetentionActivities
 from activities.schedule import add_offsets
 from app.db import session_factory
 from app.logs import CaseIdInterceptor
@@ -27,12 +28,14 @@ from workflows.exception import PolicyExceptionWorkflow
 from workflows.investigation import AbuseInvestigationWorkflow
 from workflows.ipa import IpaApprovalWorkflow
 from workflows.referral import DisciplinaryReferralWorkflow
+from workflows.retention import RetentionWorkflow
 
 WORKFLOWS: list[type] = [
     IpaApprovalWorkflow,
     DisciplinaryReferralWorkflow,
     AbuseInvestigationWorkflow,
     PolicyExceptionWorkflow,
+    RetentionWorkflow,
 ]
 
 # The workflows' own standard-library-only type modules are loaded once, outside the
@@ -73,7 +76,9 @@ def build_activities(settings: Settings, engine: Engine) -> list[Any]:
     sessions = session_factory(engine)
     records = RecordActivities(engine)
     directory = DirectoryActivities(engine)
-    linked = LinkedCaseActivities(engine, load_policy(settings.policy_file))
+    policy = load_policy(settings.policy_file)
+    linked = LinkedCaseActivities(engine, policy)
+    retention = RetentionActivities(engine, policy)
     notifications = NotificationActivities(
         sessions,
         smtp_config(settings),
@@ -89,6 +94,7 @@ def build_activities(settings: Settings, engine: Engine) -> list[Any]:
         add_offsets,
         linked.prepare_linked_case,
         linked.read_case,
+        retention.apply,
     ]
 
 

@@ -101,6 +101,11 @@ def _parser() -> argparse.ArgumentParser:
     applying.add_argument("file", metavar="FILE")
     applying.add_argument("--dry-run", action="store_true", help="list what would move")
 
+    retention = commands.add_parser("retention", help="closed cases past retention")
+    retention.add_subparsers(dest="subcommand", required=True, metavar="SUBCOMMAND").add_parser(
+        "report", help="what the daily retention run would anonymise or purge now"
+    )
+
     audit = commands.add_parser("audit", help="the audit trail").add_subparsers(
         dest="subcommand", required=True, metavar="SUBCOMMAND"
     )
@@ -288,6 +293,27 @@ def _save(chunks: Iterable[bytes], out: str) -> None:
         partial.unlink(missing_ok=True)
 
 
+def _retention_report(settings: Settings, args: argparse.Namespace) -> int:
+    from datetime import UTC, datetime
+
+    from app.policy import load_policy
+    from app.retention import retention_due
+    from app.views import iso
+
+    policy = load_policy(settings.policy_file)
+    items = _in_session(settings, lambda s: retention_due(s, policy, datetime.now(UTC)))
+    for item in items:
+        closed = iso(item.closed_at)
+        print(f"{item.case_id} {item.type} {item.outcome} closed {closed}: {item.action}")
+    counts = {a: sum(i.action == a for i in items) for a in ("anonymise", "purge")}
+    kept = ", ".join(f"{t} {r.keep} then {r.action}" for t, r in sorted(policy.retention.items()))
+    print(
+        f"would anonymise {counts['anonymise']}, purge {counts['purge']} "
+        f"(retention: {kept or 'none set, every case kept'})"
+    )
+    return 0
+
+
 def _up(settings: Settings, args: argparse.Namespace) -> int:
     from app.stack import run_up  # heavy, and it imports this module: imported when run
 
@@ -321,6 +347,7 @@ COMMANDS: dict[tuple[str, str | None], Callable[[Settings, argparse.Namespace], 
     ("users", "token"): _users_token,
     ("audit", "verify"): _audit_verify,
     ("policy", "apply"): _async(_policy_apply),
+    ("retention", "report"): _retention_report,
     **{("export", what): _async(_export) for what in ("cases", "events")},
     **{("cases", sub): _async(_cases) for sub in ("list", "show", "open", "act", "evidence")},
 }

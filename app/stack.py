@@ -22,6 +22,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import IO
 
+from temporalio.client import Client
 from temporalio.worker import Worker
 
 from app import logs, tracing, webserver
@@ -205,6 +206,7 @@ async def _up(settings: Settings, signals: _Signals, cleanup: contextlib.ExitSta
     else:
         say(f"using Temporal at {settings.temporal_address}")
     client = await wait_for_temporal(settings, server)
+    await _retention_schedule(client, settings)
 
     await asyncio.to_thread(migrate, settings.database_url)
     say("database migrated")
@@ -258,11 +260,20 @@ async def _up(settings: Settings, signals: _Signals, cleanup: contextlib.ExitSta
         await asyncio.gather(*tasks.values(), return_exceptions=True)
 
 
+async def _retention_schedule(client: Client, settings: Settings) -> None:
+    """The daily retention run (app.retention): created by whichever process comes first."""
+    from app.retention import SCHEDULE_ID, ensure_schedule
+
+    if await ensure_schedule(client, settings.task_queue):
+        say(f"created the daily retention schedule {SCHEDULE_ID!r}")
+
+
 async def run_worker(settings: Settings) -> int:
     """One worker, until Ctrl-C or SIGTERM; activities in flight finish first."""
     code = 0
     async with _signals() as signals, _observed(settings, "worker", sdk_metrics=True):
         client = await wait_for_temporal(settings)
+        await _retention_schedule(client, settings)
         if settings.smtp_host is None:
             say(f"CASEWORK_SMTP_HOST is not set: mail goes to 127.0.0.1:{settings.smtp_port}")
         engine = engine_for(settings)

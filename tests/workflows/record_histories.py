@@ -9,6 +9,8 @@ the files: they are the running cases a later change must not break.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import sys
 import tempfile
 import uuid
 from collections.abc import Awaitable, Callable
@@ -48,6 +50,9 @@ from tests.workflows.referral_helpers import load_people as load_referral_people
 from tests.workflows.referral_helpers import policy as referral_policy
 from tests.workflows.referral_helpers import start as start_referral
 from worker import build_worker
+from workflows.common import PolicyChange, PolicyChangeResult
+from workflows.registry import POLICY_UPDATE
+from workflows.retention import RETENTION_WORKFLOW, RetentionRun
 
 HISTORIES = Path(__file__).resolve().parents[1] / "histories"
 
@@ -239,6 +244,28 @@ async def ipa_naming_an_approved_exception(
     return [ipa_handle, exception]
 
 
+async def ipa_policy_changed(env: WorkflowEnvironment, queue: str) -> list[WorkflowHandle]:  # type: ignore[type-arg]
+    """A shortened SLA reaches an open case: re-planned, overdue, escalated, withdrawn."""
+    handle, _ = await start(env.client, queue, new_case(fast_policy(sla="P10D", remind="P5D")))
+    await env.sleep(timedelta(hours=2))
+    strict = dataclasses.replace(fast_policy(sla="PT1H", remind="PT30M"), version="strict")
+    await handle.execute_update(
+        POLICY_UPDATE, PolicyChange(strict.for_case("ipa_approval")), result_type=PolicyChangeResult
+    )
+    await env.sleep(timedelta(hours=1, minutes=1))
+    await act(handle, EMPLOYEE, "withdraw")
+    await handle.result()
+    return [handle]
+
+
+async def retention_run(env: WorkflowEnvironment, queue: str) -> list[WorkflowHandle]:  # type: ignore[type-arg]
+    handle = await env.client.start_workflow(
+        RETENTION_WORKFLOW, RetentionRun(), id=f"retention-{uuid.uuid4().hex[:8]}", task_queue=queue
+    )
+    await handle.result()
+    return [handle]
+
+
 SCENARIOS: dict[str, Scenario] = {
     "ipa_full_life": ipa_full_life,
     "ipa_escalated_then_declined": ipa_escalated_then_declined,
@@ -253,13 +280,16 @@ SCENARIOS: dict[str, Scenario] = {
     "exception_for_ipa_approved_then_revoked": exception_for_ipa_approved_then_revoked,
     "exception_for_ipa_rejected_at_decision": exception_for_ipa_rejected_at_decision,
     "ipa_naming_an_approved_exception": ipa_naming_an_approved_exception,
+    "ipa_policy_changed": ipa_policy_changed,
+    "retention_run": retention_run,
 }
 # Last: once a child case ends after the case that raised it (a referral outliving its
 # investigation), the time-skipping server holds time still for every scenario after it.
 SCENARIOS["investigation_referred"] = SCENARIOS.pop("investigation_referred")
 
 
-async def record_all(out: Path = HISTORIES) -> list[Path]:
+async def record_all(out: Path = HISTORIES, only: list[str] | None = None) -> list[Path]:
+    """Record every scenario, or those named in `only` (leaving the other files as they are)."""
     out.mkdir(parents=True, exist_ok=True)
     written = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -278,6 +308,8 @@ async def record_all(out: Path = HISTORIES) -> list[Path]:
         )
         try:
             for name, scenario in SCENARIOS.items():
+                if only and name not in only:
+                    continue
                 queue = f"record-{uuid.uuid4().hex[:8]}"
                 async with build_worker(
                     env.client, settings=settings, engine=engine, task_queue=queue
@@ -296,5 +328,6 @@ async def record_all(out: Path = HISTORIES) -> list[Path]:
 
 
 if __name__ == "__main__":
-    for path in asyncio.run(record_all()):
+    # Scenario names as arguments record only those: the other saved histories stay.
+    for path in asyncio.run(record_all(only=sys.argv[1:] or None)):
         print(path)
