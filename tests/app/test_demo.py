@@ -5,13 +5,9 @@ from __future__ import annotations
 import csv
 import io
 import re
-from collections.abc import Iterator
-from pathlib import Path
 
-import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.db import make_engine, migrate, session_factory
 from app.demo import READY_LINE, DemoLogin, banner, demo_csv, prepare_demo
 from app.people import ROLES, import_people
 
@@ -51,19 +47,10 @@ def test_demo_people_have_a_three_level_chain_and_leads_have_managers() -> None:
     assert all(manager[r["email"]] for r in leads)  # escalation goes beyond each lead
 
 
-@pytest.fixture
-def sqlite_sessions(tmp_path: Path) -> Iterator[sessionmaker[Session]]:
-    url = f"sqlite:///{tmp_path / 'casework.db'}"
-    migrate(url)
-    engine = make_engine(url)
-    yield session_factory(engine)
-    engine.dispose()
-
-
 def test_demo_people_load_only_into_an_empty_directory(
-    sqlite_sessions: sessionmaker[Session],
+    sessions: sessionmaker[Session],
 ) -> None:
-    with sqlite_sessions.begin() as session:
+    with sessions.begin() as session:
         created, logins = prepare_demo(session)
     assert created == len(demo_rows())
     assert [login.email for login in logins] == [row["email"] for row in demo_rows()]
@@ -72,16 +59,16 @@ def test_demo_people_load_only_into_an_empty_directory(
     assert labels[MANAGER] == "manager"
     assert labels["lee.saclead@dwp.gov.uk"] == "sac;sac_lead"
 
-    with sqlite_sessions.begin() as session:  # a restart: same people, new tokens
+    with sessions.begin() as session:  # a restart: same people, new tokens
         again, new_logins = prepare_demo(session)
     assert again == 0
     assert {x.token for x in logins}.isdisjoint(x.token for x in new_logins)
 
 
-def test_a_directory_of_real_people_is_left_alone(sqlite_sessions: sessionmaker[Session]) -> None:
-    with sqlite_sessions.begin() as session:
+def test_a_directory_of_real_people_is_left_alone(sessions: sessionmaker[Session]) -> None:
+    with sessions.begin() as session:
         import_people(session, "email,name,manager_email,roles\nkit@dwp.gov.uk,Kit,,admin\n")
-    with sqlite_sessions.begin() as session:
+    with sessions.begin() as session:
         assert prepare_demo(session) == (0, [])
 
 
