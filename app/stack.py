@@ -262,10 +262,16 @@ async def _up(settings: Settings, signals: _Signals, cleanup: contextlib.ExitSta
 
 async def _retention_schedule(client: Client, settings: Settings) -> None:
     """The daily retention run (app.retention): created by whichever process comes first."""
+    from temporalio.service import RPCError
+
     from app.retention import SCHEDULE_ID, ensure_schedule
 
-    if await ensure_schedule(client, settings.task_queue):
-        say(f"created the daily retention schedule {SCHEDULE_ID!r}")
+    try:
+        if await ensure_schedule(client, settings.task_queue):
+            say(f"created the daily retention schedule {SCHEDULE_ID!r}")
+    except RPCError as e:
+        # A namespace that refuses schedules must not stop cases being worked.
+        say(f"could not create the retention schedule {SCHEDULE_ID!r} ({e}): none runs")
 
 
 async def run_worker(settings: Settings) -> int:
