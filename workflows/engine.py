@@ -305,9 +305,15 @@ class CaseWorkflow:
         self.state.opened_recorded = True
 
     async def _settle(self) -> None:
-        """Wait for mail in flight and for handlers, before completing or continuing."""
-        await workflow.wait_condition(workflow.all_handlers_finished)
-        while self._mail_tasks:
+        """Wait for mail in flight and for handlers, before completing or continuing.
+
+        Until both are done at once: an action accepted while mail was in flight (taken
+        during a roll-over) would otherwise be cut off by continue-as-new, unrecorded.
+        """
+        while True:
+            await workflow.wait_condition(workflow.all_handlers_finished)
+            if not self._mail_tasks:
+                return
             tasks, self._mail_tasks = self._mail_tasks, []
             await asyncio.gather(*tasks)
 
