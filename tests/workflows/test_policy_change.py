@@ -19,6 +19,7 @@ from app.calendar import add_duration, is_working_day
 from app.policy import Policy
 from models import Case
 from tests.fixtures_temporal import SmtpSink, eventually
+from tests.workflows import referral_helpers as dis_helpers
 from tests.workflows.ipa_helpers import (
     MANAGER,
     OFFICER,
@@ -32,6 +33,7 @@ from tests.workflows.ipa_helpers import (
     start,
 )
 from workflows import ipa_types as ipa
+from workflows import referral_types as dis
 from workflows.common import CaseSnapshot, PolicyChange, PolicyChangeResult, PolicyPreview
 from workflows.registry import POLICY_PREVIEW_QUERY, POLICY_UPDATE, SNAPSHOT_QUERY
 
@@ -159,3 +161,26 @@ async def test_an_unanswered_question_lapses_on_the_new_policy(
     await time_skipping_env.sleep(timedelta(days=3, minutes=1))
     await eventually(lambda: "closed" in event_kinds(engine, case.id))
     assert row(engine, case.id).outcome == "lapsed"
+
+
+async def test_a_hearing_date_an_action_set_stays(
+    time_skipping_env: WorkflowEnvironment, worker: Worker, engine: Engine
+) -> None:
+    dis_helpers.load_people(engine)
+    lenient = dis_helpers.fast_policy()
+    handle, case = await dis_helpers.start(
+        time_skipping_env.client, worker.task_queue, dis_helpers.new_referral(lenient)
+    )
+    await act(handle, dis_helpers.HR, "accept", caseworker=dis_helpers.CASEWORKER.email)
+    day = (case.opened_at + timedelta(days=14)).date()
+    case = await act(handle, dis_helpers.CASEWORKER, "schedule_hearing", on=day.isoformat())
+    hearing_due = case.due_at
+    strict = replace(dis_helpers.fast_policy(), version="strict")
+    strict.stages[dis.TYPE][dis.HEARING].sla = "P1D"
+    result = await handle.execute_update(
+        POLICY_UPDATE, PolicyChange(strict.for_case(dis.TYPE)), result_type=PolicyChangeResult
+    )
+    assert result.changed and result.new_due == result.old_due == hearing_due
+    assert row(engine, case.id).policy_version == "strict"
+    (recorded,) = events(engine, case.id, "policy_changed")
+    assert recorded.data["old_due"] == recorded.data["new_due"]
