@@ -17,14 +17,14 @@ from fastapi.responses import RedirectResponse, Response
 from app import service
 from app.errors import NotFound, ServiceError
 from app.mail import _label, _words
-from app.web.fields import Widget, error_field, from_form, widgets
+from app.web.fields import OBJECT_FIELDS, Widget, error_field, from_form, widgets
 from app.web.forms import Form, posted_form
 from app.web.render import render
 from app.web.session import flash, services_of, signed_in
 from app.web.sla import sla_badge
 from workflows.common import OPEN, Actor
 from workflows.registry import CASE_TYPES
-from workflows.rules import CaseTypeRules
+from workflows.rules import CaseTypeRules, Field
 
 router = APIRouter()
 Me = Annotated[Actor, Depends(signed_in)]
@@ -75,9 +75,25 @@ def stage_path(rules: CaseTypeRules, case: dict[str, Any]) -> list[tuple[str, st
 def detail_rows(rules: CaseTypeRules, details: dict[str, Any]) -> list[tuple[str, Any, str | None]]:
     """(label, value, policy section) in the order of the type's details table."""
     known = {spec.name for spec in rules.details}
-    rows = [(_label(f.name), details[f.name], f.policy) for f in rules.details if f.name in details]
+    rows = [
+        (_label(f.name), shown(f, details[f.name]), f.policy)
+        for f in rules.details
+        if f.name in details
+    ]
     rows += [(_label(name), value, None) for name, value in details.items() if name not in known]
     return rows
+
+
+def shown(spec: Field, value: Any) -> Any:
+    """A value as its field's kind reads best: choices in words, an object's parts in
+    the order of its table."""
+    if spec.kind == "choice":
+        return _words(value)
+    parts = OBJECT_FIELDS.get(spec.name)
+    if parts and isinstance(value, dict):
+        ordered = {p.name: shown(p, value[p.name]) for p in parts if p.name in value}
+        return {**ordered, **{k: v for k, v in value.items() if k not in ordered}}
+    return value
 
 
 def action_forms(rules: CaseTypeRules, case: dict[str, Any]) -> list[ActionForm]:

@@ -8,9 +8,11 @@ import re
 from collections.abc import Callable
 
 import httpx
+import pytest
 
 from app import service
 from app.bootstrap import Services
+from app.web import work
 from tests.app.investigations import DETAILS as ABUSE
 from tests.app.investigations import REPORTER, add_people
 from tests.app.web.conftest import Browser
@@ -248,3 +250,72 @@ async def test_every_page_renders_for_every_kind_of_person(
     page = await auditor.get(f"/cases/{case_id}")
     assert "Nothing for you to do on this case now." in page.text
     assert "<strong>Opened</strong>" in page.text
+
+
+async def test_an_investigation_reported_worked_and_closed_through_the_forms(
+    browser_factory: Open, services: Services
+) -> None:
+    add_people(services.sessions)
+    reporter = await as_person(browser_factory, REPORTER.email)
+    report = {
+        "category": "harassment",
+        "platform": "Facebook",
+        "description": "Posts about a colleague",
+        "occurred_on": "2026-01-05",
+        "source": "staff_report",
+        "content_urls": "https://facebook.example/1\nhttps://facebook.example/2",
+        "targets": "target@dwp.gov.uk",
+        "perpetrator.kind": "employee",
+    }
+    await reporter.get("/cases/new/abuse_investigation")
+    unnamed = await reporter.post("/cases/new/abuse_investigation", report)
+    assert unnamed.status_code == 422
+    assert "(policy 6.2)" in error_beside(unnamed, "new-perpetrator-email")
+    named = {**report, "perpetrator.email": "perp@dwp.gov.uk"}
+    opened = await reporter.post("/cases/new/abuse_investigation", named)
+    assert opened.status_code == 303, opened.text
+    case_id = opened.headers["location"].removeprefix("/cases/")
+
+    sirt = await as_person(browser_factory, "sirt@dwp.gov.uk")
+    page = await sirt.get(f"/cases/{case_id}")
+    assert "https://facebook.example/1, https://facebook.example/2" in page.text
+    assert "Kind: employee; Email: perp@dwp.gov.uk" in page.text
+    assert (await act(sirt, case_id, "assign", investigator="sirt@dwp.gov.uk")).status_code == 303
+    evidence = {"description": "Screenshot", "url": "https://facebook.example/1"}
+    assert (await act(sirt, case_id, "add_evidence", **evidence)).status_code == 303
+    not_a_bool = await act(sirt, case_id, "conclude", finding="substantiated", summary="Yes")
+    assert error_beside(not_a_bool, "action-conclude-refer") == "refer: required"
+    concluded = await act(
+        sirt, case_id, "conclude", finding="substantiated", summary="Posts found", refer="yes"
+    )
+    assert concluded.status_code == 303
+
+    lead = await as_person(browser_factory, "sirtlead@dwp.gov.uk")
+    closed = await act(lead, case_id, "close")
+    assert closed.status_code == 303
+    page = await lead.get(f"/cases/{case_id}")
+    assert "is closed: substantiated" in flash_of(page)
+    referral = re.search(r'<a href="/cases/(DIS-[0-9-]+)">', page.text)
+    assert referral, "the referral it raised is linked"
+    outline = await reporter.get(f"/cases/{case_id}")
+    assert "Closed: substantiated" in outline.text and "Posts found" not in outline.text
+
+
+async def test_my_work_pages_through_cases_soonest_due_first(
+    browser_factory: Open, services: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(work, "PAGE_SIZE", 2)
+    employee = await as_person(browser_factory, EMPLOYEE)
+    opened = [await open_ipa(employee) for _ in range(3)]
+    first = await employee.get("/?view=raised")
+    assert "Raised by me: 3 cases" in first.text and "Page 1 of 2" in first.text
+    listed = re.findall(r'<td><a href="/cases/([^"]+)">', first.text)
+    assert listed == opened[:2]  # opened one after another: the first is due first
+    next_link = re.search(r'<a href="([^"]+)" rel="next">', first.text)
+    assert next_link
+    second = await employee.get(next_link.group(1).replace("&amp;", "&"))
+    assert re.findall(r'<td><a href="/cases/([^"]+)">', second.text) == opened[2:]
+    searched = await employee.get(f"/?view=all&q={opened[1]}")
+    assert re.findall(r'<td><a href="/cases/([^"]+)">', searched.text) == [opened[1]]
+    by_stage = await employee.get("/?view=raised&stage=sac_review")
+    assert "Raised by me: 0 cases" in by_stage.text

@@ -136,3 +136,23 @@ async def test_api_paths_keep_their_json_errors_while_pages_answer_html(
     page = await client.get("/nope")
     assert page.status_code == 404 and page.headers["content-type"].startswith("text/html")
     assert "<h1>Page not found</h1>" in page.text
+
+
+async def test_signing_in_returns_to_the_page_asked_for_on_this_site_only(
+    offline_browser: Browser,
+) -> None:
+    asked = await offline_browser.get("/cases/new/ipa_approval")
+    assert asked.headers["location"] == "/signin?next=/cases/new/ipa_approval"
+    with offline_browser.sessions.begin() as session:
+        token = issue_token(session, EMPLOYEE)
+    await offline_browser.get("/signin?next=/cases/new/ipa_approval")
+    back = await offline_browser.post(
+        "/signin", {"token": token, "next": "/cases/new/ipa_approval"}
+    )
+    assert back.headers["location"] == "/cases/new/ipa_approval"
+    for elsewhere in ("//evil.example/", "https://evil.example/", "/\\evil.example"):
+        await offline_browser.get("/")  # signing in made a new CSRF token: read it
+        assert (await offline_browser.post("/signout")).status_code == 303
+        await offline_browser.get("/signin")
+        away = await offline_browser.post("/signin", {"token": token, "next": elsewhere})
+        assert away.headers["location"] == "/", elsewhere
