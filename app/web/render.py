@@ -15,6 +15,7 @@ import jinja2
 from fastapi.responses import HTMLResponse
 from starlette.requests import Request
 
+from app.dashboard import may_see_dashboard
 from app.mail import _label, _show, _words
 from app.web.session import csrf_token, pop_flashes, services_of
 from workflows.common import Actor
@@ -77,16 +78,26 @@ def current_actor(request: Request) -> Actor | None:
     return me if isinstance(me, Actor) else None
 
 
+def _in_nav(item: NavItem, me: Actor | None, mail_caught: bool) -> bool:
+    """The mail page only while the catcher is in use; the dashboard only for its readers."""
+    if item.key == "mail":
+        return mail_caught
+    if item.key == "dashboard":
+        return me is not None and may_see_dashboard(me)
+    return True
+
+
 def render(
     request: Request, template_name: str, status_code: int = 200, **context: Any
 ) -> HTMLResponse:
     """The page `template_name` (relative to templates/web/) with the common context."""
     settings = services_of(request).settings
+    me = current_actor(request)
     page = {
         "request": request,
-        "me": current_actor(request),
+        "me": me,
         "csrf_token": csrf_token(request),
-        "nav": [item for item in NAV if item.key != "mail" or settings.smtp_host is None],
+        "nav": [item for item in NAV if _in_nav(item, me, settings.smtp_host is None)],
         "active": None,
         "flashes": pop_flashes(request),
         **context,

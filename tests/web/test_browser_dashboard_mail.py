@@ -21,8 +21,25 @@ IPA = {
 }
 
 
+async def test_signing_in_with_a_token(web: Stack) -> None:
+    page = await web.page()
+    await page.goto("/dashboard")
+    await page.wait_for_url("**/signin?next=/dashboard")
+    await page.get_by_label("Token").fill("not-a-token")
+    await page.get_by_role("button", name="Sign in").click()
+    await expect(page.locator(".error-message")).to_contain_text("token")
+    await shot(page, "signin-refused")
+    await page.get_by_label("Token").fill(web.token("lee"))
+    await page.get_by_role("button", name="Sign in").click()
+    await page.wait_for_url("**/dashboard")
+    await expect(page.get_by_role("navigation", name="Main")).to_contain_text("Dashboard")
+
+
 async def test_the_dashboard_is_forbidden_to_an_employee(web: Stack) -> None:
     page = await web.sign_in("alex")
+    nav = page.get_by_role("navigation", name="Main")
+    await expect(nav.get_by_role("link", name="My work")).to_be_visible()
+    await expect(nav.get_by_role("link", name="Dashboard")).to_have_count(0)
     response = await page.goto("/dashboard")
     assert response is not None and response.status == 403
     await expect(page.get_by_role("heading", level=1)).to_have_text("You may not do that")
@@ -38,6 +55,16 @@ async def test_a_form_posted_without_its_csrf_token_is_refused(web: Stack) -> No
     assert "did not come from this sign-in" in await refused.text()
     await page.goto("/")
     assert "/signin" not in page.url  # still signed in: the sign-out did not happen
+    await expect(page.get_by_text("Signed in as Alex Turner")).to_be_visible()
+    # The page's own form, its token taken out, is refused the same way.
+    await page.locator('form[action="/signout"] input[name="csrf_token"]').evaluate(
+        "input => input.remove()"
+    )
+    await page.get_by_role("button", name="Sign out").click()
+    await expect(page.get_by_role("heading", level=1)).to_have_text("You may not do that")
+    await expect(page.get_by_role("alert")).to_contain_text("did not come from this sign-in")
+    await shot(page, "csrf-refused")
+    await page.goto("/")
     await expect(page.get_by_text("Signed in as Alex Turner")).to_be_visible()
 
 
