@@ -6,10 +6,10 @@ files make that easy to do by accident. Defaults are those of API.md, which leav
 out the two developer and test settings of the embedded dev server's ports:
 `CASEWORK_TEMPORAL_DEV_PORT` (7233, the Temporal CLI's) and
 `CASEWORK_TEMPORAL_UI_PORT` (the gRPC port + 1000; `0` runs it without a web UI).
+`CASEWORK_EVIDENCE_MAX_BYTES` (100 MiB): the largest evidence file an upload may bring.
 Operations settings (docs/DEPLOY.md): `CASEWORK_DB_POOL_SIZE` (5),
 `CASEWORK_DB_MAX_OVERFLOW` (10), `CASEWORK_DB_POOL_TIMEOUT` (30 s), `CASEWORK_LOG_FORMAT`
 (`text` or `json`) and `CASEWORK_METRICS_PORT` (unset: the worker serves no SDK metrics).
-`CASEWORK_EVIDENCE_MAX_BYTES` (100 MiB): the largest evidence file an upload may bring.
 Two more for the web pages: `CASEWORK_SECRET_KEY` (signs session cookies; unset, a
 key is generated once and kept in the data directory, see `app.web.session`) and
 `CASEWORK_TRUSTED_USER_HEADER` (unset: off; the header an SSO proxy in front of
@@ -21,7 +21,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from email.utils import parseaddr
 from pathlib import Path
 from typing import NoReturn
@@ -30,8 +30,11 @@ from urllib.parse import urlsplit
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from app.codec import PayloadKey, PayloadKeyError, parse_keys
+
 DEFAULT_POLICY_FILE = Path(__file__).with_name("default_policy.toml")
 _PREFIX = "CASEWORK_"
+DEFAULT_WORKFLOW_CACHE_SIZE = 500
 _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("0", "false", "no", "off")
 _LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
@@ -69,12 +72,18 @@ class Settings:
     trusted_user_header: str | None = None  # None: sign in with a token only
     # The largest evidence file an upload may bring (the rest of the API takes 1 MiB).
     evidence_max_bytes: int = 100 * 1024 * 1024
+    # AES-GCM keys of Temporal payloads (app.codec), the first encrypts; () when unset.
+    payload_keys: tuple[PayloadKey, ...] = field(default=(), repr=False)
     # Operations (docs/DEPLOY.md): the database pool, logs and the worker's metrics.
     db_pool_size: int = 5  # PostgreSQL connections kept open per process
     db_max_overflow: int = 10  # more opened under load, closed when returned
     db_pool_timeout: float = 30.0  # seconds to wait for a connection before failing
     log_format: str = "text"  # or "json": one object a line, with the case id
     metrics_port: int | None = None  # the Temporal SDK's Prometheus endpoint; None: off
+    # Workflows a worker keeps in memory between their tasks; the rest are replayed from
+    # history when next needed. Bounds a worker's memory whatever the number of open
+    # cases (bench/memory.py measures it).
+    workflow_cache_size: int = DEFAULT_WORKFLOW_CACHE_SIZE
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> Settings:
@@ -134,11 +143,15 @@ class Settings:
             secret_key=_secret_key(env),
             trusted_user_header=_header_name(env),
             evidence_max_bytes=_byte_count(env, "EVIDENCE_MAX_BYTES", 100 * 1024 * 1024),
+            payload_keys=_payload_keys(env),
             db_pool_size=_count(env, "DB_POOL_SIZE", 5, minimum=1),
             db_max_overflow=_count(env, "DB_MAX_OVERFLOW", 10, minimum=0),
             db_pool_timeout=float(_count(env, "DB_POOL_TIMEOUT", 30, minimum=1)),
             log_format=_choice(env, "LOG_FORMAT", ("text", "json")),
             metrics_port=_port(env, "METRICS_PORT", 0) or None,
+            workflow_cache_size=_count(
+                env, "WORKFLOW_CACHE_SIZE", DEFAULT_WORKFLOW_CACHE_SIZE, minimum=1
+            ),
         )
 
 
@@ -172,15 +185,6 @@ def _port(env: Mapping[str, str], name: str, default: int) -> int:
     return int(raw)
 
 
-def _byte_count(env: Mapping[str, str], name: str, default: int) -> int:
-    raw = _get(env, name)
-    if raw is None:
-        return default
-    if not re.fullmatch(r"[0-9]{1,15}", raw) or int(raw) < 1:
-        _fail(name, f"must be a whole number of bytes, at least 1, not {raw!r}")
-    return int(raw)
-
-
 def _count(env: Mapping[str, str], name: str, default: int, *, minimum: int) -> int:
     raw = _get(env, name)
     if raw is None:
@@ -195,6 +199,15 @@ def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...]) -> str:
     if raw not in choices:
         _fail(name, f"must be {' or '.join(choices)}, not {raw!r}")
     return raw
+
+
+def _byte_count(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = _get(env, name)
+    if raw is None:
+        return default
+    if not re.fullmatch(r"[0-9]{1,15}", raw) or int(raw) < 1:
+        _fail(name, f"must be a whole number of bytes, at least 1, not {raw!r}")
+    return int(raw)
 
 
 def _ui_port(env: Mapping[str, str], dev_port: int) -> int:
@@ -251,6 +264,16 @@ def _domains(env: Mapping[str, str]) -> tuple[str, ...]:
     if not domains:
         _fail("ORG_EMAIL_DOMAINS", "must name at least one domain")
     return domains
+
+
+def _payload_keys(env: Mapping[str, str]) -> tuple[PayloadKey, ...]:
+    raw = _get(env, "PAYLOAD_KEYS")
+    if raw is None:
+        return ()
+    try:
+        return parse_keys(raw)
+    except PayloadKeyError as e:
+        _fail("PAYLOAD_KEYS", str(e))
 
 
 def _secret_key(env: Mapping[str, str]) -> str | None:

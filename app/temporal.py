@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from temporalio.client import Client
+from temporalio.converter import DataConverter
 from temporalio.service import RPCError, RPCStatusCode, TLSConfig
 
 from app import tracing
+from app.codec import AesGcmCodec, embedded_keys
 from app.errors import Unavailable
 from app.settings import Settings
+
+log = logging.getLogger(__name__)
 
 
 def tls_config(settings: Settings) -> TLSConfig | bool:
@@ -33,6 +39,27 @@ def cluster_address(settings: Settings) -> str:
     return settings.temporal_address or f"127.0.0.1:{settings.temporal_dev_port}"
 
 
+def payload_codec(settings: Settings) -> AesGcmCodec | None:
+    """The configured keys; the embedded stack's own key; or, for an external cluster
+    with no key, None after a loud warning (app.codec says why it does not refuse)."""
+    if settings.payload_keys:
+        return AesGcmCodec(settings.payload_keys)
+    if settings.temporal_address is None:
+        return AesGcmCodec(embedded_keys(settings.data_dir))
+    log.warning(
+        "CASEWORK_PAYLOAD_KEYS is not set: case details, evidence and notes go to Temporal "
+        "at %s in PLAINTEXT, readable by whoever operates it. Set CASEWORK_PAYLOAD_KEYS "
+        "(README, Security) on every worker, web and CLI process.",
+        settings.temporal_address,
+    )
+    return None
+
+
+def data_converter(settings: Settings) -> DataConverter:
+    """Temporal's default converter, with the payload codec when there is one."""
+    return dataclasses.replace(DataConverter.default, payload_codec=payload_codec(settings))
+
+
 async def connect(settings: Settings, *, lazy: bool = False) -> Client:
     """A client for the configured cluster, or the embedded dev server.
 
@@ -44,6 +71,7 @@ async def connect(settings: Settings, *, lazy: bool = False) -> Client:
         namespace=settings.temporal_namespace,
         api_key=settings.temporal_api_key,
         tls=tls_config(settings),
+        data_converter=data_converter(settings),
         interceptors=tracing.interceptors(),  # none unless tracing is on (app/tracing.py)
         lazy=lazy,
     )
