@@ -30,7 +30,7 @@ from workflows.common import (
     EventIn,
 )
 from workflows.engine import RECORD_TIMEOUT, CaseWorkflow
-from workflows.rules import CONFLICT, INVALID, ActionRule, Refusal
+from workflows.rules import CONFLICT, INVALID, ActionRule, Refusal, parties_from_details
 
 # In `CaseState.extra`: the investigator's conclusion, and counts of extensions and evidence.
 CONCLUSION = "conclusion"
@@ -47,6 +47,7 @@ class AbuseInvestigationWorkflow(CaseWorkflow):
     def __init__(self, inp: CaseInput) -> None:
         super().__init__(inp)
         self._welfare: list[tuple[str, EscalationTarget]] = []
+        self._previous_perpetrator: Any = None
 
     @workflow.run
     async def run(self, inp: CaseInput) -> CaseSnapshot:
@@ -116,6 +117,17 @@ class AbuseInvestigationWorkflow(CaseWorkflow):
             person = fields.get(name)
             if person and (person == perpetrator or person in targets):
                 raise Refusal(INVALID, f"{name}: a party to the abuse may not investigate it", name)
+        if rule.name == "identify_perpetrator":
+            refusal = abu.perpetrator_refusal(fields)
+            if refusal is not None:
+                raise refusal
+            if fields.get("email") and fields["email"] == self.case.parties.get("investigator"):
+                raise Refusal(
+                    INVALID,
+                    "email: the investigator may not name themselves; a SIRT lead reassigns"
+                    " the case first",
+                    "email",
+                )
         if rule.name == "extend" and self.state.extra.get(EXTENSIONS, 0) >= abu.MAX_EXTENSIONS:
             raise Refusal(
                 CONFLICT, f"extend: at most {abu.MAX_EXTENSIONS} extensions per investigation"
@@ -147,6 +159,8 @@ class AbuseInvestigationWorkflow(CaseWorkflow):
                 self.close(abu.NO_FURTHER_ACTION, fields)
             case "add_evidence":
                 self.state.extra[EVIDENCE] = self.state.extra.get(EVIDENCE, 0) + 1
+            case "identify_perpetrator":
+                self._identify(fields)
             case "extend":
                 # The due time moves in `after_apply`: working days need the calendar.
                 self.state.extra[EXTENSIONS] = self.state.extra.get(EXTENSIONS, 0) + 1
@@ -173,6 +187,8 @@ class AbuseInvestigationWorkflow(CaseWorkflow):
         match rule.name:
             case "add_evidence":
                 event.data["item"] = self.state.extra[EVIDENCE]
+            case "identify_perpetrator":
+                event.data["previous"] = self._previous_perpetrator
             case "extend":
                 event.data.update(await self._extend(fields["by"]))
             case "close":
@@ -181,6 +197,14 @@ class AbuseInvestigationWorkflow(CaseWorkflow):
     def _hand_to(self, investigator: str) -> None:
         self.case.parties["investigator"] = investigator
         self.case.parties["assignee"] = self.case.assignee = investigator
+
+    def _identify(self, fields: dict[str, Any]) -> None:
+        """The details name the perpetrator found, and so do the parties: from now on they
+        see nothing of the case, act on nothing, and are mailed and escalated to never."""
+        self._previous_perpetrator = self.case.details.get("perpetrator")
+        self.case.details["perpetrator"] = dict(fields)
+        self.case.parties.pop("perpetrator", None)
+        self.case.parties.update(parties_from_details(abu.RULES, self.case.details))
 
     def _employee_perpetrator(self) -> str | None:
         perpetrator = self.case.details.get("perpetrator") or {}

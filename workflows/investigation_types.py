@@ -130,6 +130,16 @@ RULES = CaseTypeRules(
             ),
             label="Add evidence",
         ),
+        # Found during the investigation: the perpetrator the report could not name (or
+        # named wrongly). From then on they are the conflicted party (`conflicted`).
+        ActionRule(
+            "identify_perpetrator",
+            frozenset({INVESTIGATION}),
+            ("party:investigator",),
+            PERPETRATOR,
+            label="Name the perpetrator",
+            policy="6.2",
+        ),
         ActionRule(
             "extend",
             frozenset({INVESTIGATION}),
@@ -189,13 +199,22 @@ def intake_refusal(details: dict[str, Any], today: date) -> Refusal | None:
         cleaned = clean_fields(PERPETRATOR, perpetrator)
     except Refusal as r:
         return Refusal(r.code, f"perpetrator.{r.message}", f"perpetrator.{r.field}")
-    if cleaned["kind"] == EMPLOYEE and not cleaned.get("email"):
+    missing = perpetrator_refusal(cleaned)
+    if missing is not None:
         return Refusal(
-            INVALID,
-            "perpetrator.email: required when the perpetrator is an employee (policy 6.2)",
-            "perpetrator.email",
+            missing.code, f"perpetrator.{missing.message}", f"perpetrator.{missing.field}"
         )
     # A day's grace: where the reporter is (BST), "today" may be a day ahead of UTC's.
     if date.fromisoformat(details["occurred_on"]) > today + timedelta(days=1):
         return Refusal(INVALID, "occurred_on: cannot be in the future", "occurred_on")
+    return None
+
+
+def perpetrator_refusal(cleaned: dict[str, Any]) -> Refusal | None:
+    """Why a perpetrator (`PERPETRATOR`'s fields, cleaned) is refused, if it is: an
+    employee must be named by email (6.2), at intake as when found later."""
+    if cleaned["kind"] == EMPLOYEE and not cleaned.get("email"):
+        return Refusal(
+            INVALID, "email: required when the perpetrator is an employee (policy 6.2)", "email"
+        )
     return None

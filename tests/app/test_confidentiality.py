@@ -247,3 +247,28 @@ async def test_the_reporter_follows_the_outline_to_the_outcome(
         "outcome": "no_further_action",
         "actions": [],
     }
+
+
+async def test_a_perpetrator_named_during_the_investigation_loses_sight_of_it(
+    api: httpx.AsyncClient, services: Services
+) -> None:
+    case_id = await open_investigation(services, perpetrator={"kind": "unknown"})
+    perpetrator = bearer(services.sessions, PERPETRATOR_IN_SIRT.email)[PERPETRATOR_IN_SIRT.email]
+    path = f"/api/cases/{case_id}"
+    before = (await api.get(path, headers=perpetrator)).json()
+    assert set(before) == WHOLE_FIELDS and "reassign" in before["actions"]
+    named = {"action": "identify_perpetrator", "kind": "employee"}
+    named["email"] = PERPETRATOR_IN_SIRT.email
+    investigator = bearer(services.sessions, INVESTIGATOR.email)[INVESTIGATOR.email]
+    response = await api.post(f"{path}/actions", json=named, headers=investigator)
+    assert response.status_code == 200, response.text
+    assert response.json()["details"]["perpetrator"] == {
+        "kind": "employee",
+        "email": PERPETRATOR_IN_SIRT.email,
+    }
+    assert (await api.get(path, headers=perpetrator)).status_code == 404
+    assert (await api.get(f"{path}/events", headers=perpetrator)).status_code == 404
+    listed = (await api.get("/api/cases", params={"q": case_id}, headers=perpetrator)).json()
+    assert listed == {"items": [], "total": 0}
+    comment = {"action": "comment", "text": "Let me see"}
+    assert (await api.post(f"{path}/actions", json=comment, headers=perpetrator)).status_code == 404

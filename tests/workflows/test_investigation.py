@@ -463,3 +463,64 @@ async def test_a_perpetrator_who_leads_sirt_may_not_close_the_review_of_their_ow
     assert event_kinds(engine, case.id) == before
     closed = await act(handle, SIRT_LEAD, "close")
     assert closed.outcome == abu.SUBSTANTIATED
+
+
+async def test_a_perpetrator_found_during_the_investigation_is_conflicted_from_then_on(
+    time_skipping_env: WorkflowEnvironment, worker: Worker, engine: Engine
+) -> None:
+    unknown = {"kind": "unknown", "description": "An anonymous account"}
+    inp = new_investigation(policy(), perpetrator=unknown)
+    handle, case = await start(time_skipping_env.client, worker.task_queue, inp)
+    assert "perpetrator" not in case.parties
+    await act(handle, SIRT_LEAD, "assign", investigator=INVESTIGATOR.email)
+    # Validated as at intake: an employee is named by email; nobody names themselves.
+    error = await refusal(act(handle, INVESTIGATOR, "identify_perpetrator", kind="employee"))
+    assert (error.type, error.message) == (
+        "invalid",
+        "email: required when the perpetrator is an employee (policy 6.2)",
+    )
+    error = await refusal(act(handle, INVESTIGATOR, "identify_perpetrator", kind="hacker"))
+    assert error.type == "invalid" and error.message.startswith("kind: must be one of")
+    error = await refusal(
+        act(handle, INVESTIGATOR, "identify_perpetrator", kind="employee", email=INVESTIGATOR.email)
+    )
+    assert error.type == "invalid" and error.message.startswith("email: the investigator")
+    error = await refusal(
+        act(handle, SIRT_LEAD, "identify_perpetrator", kind="employee", email=SIRT_LEAD2.email)
+    )
+    assert error.type == "forbidden"  # the investigator's finding to make
+
+    found = await act(
+        handle,
+        INVESTIGATOR,
+        "identify_perpetrator",
+        kind="employee",
+        email=SIRT_LEAD2.email.upper(),
+        description="Runs the anonymous account",
+    )
+    assert found.details["perpetrator"] == {
+        "kind": "employee",
+        "email": SIRT_LEAD2.email,
+        "description": "Runs the anonymous account",
+    }
+    assert found.parties["perpetrator"] == SIRT_LEAD2.email
+    (named,) = events(engine, case.id, "identify_perpetrator")
+    assert (named.actor, named.data["previous"], named.data["email"]) == (
+        INVESTIGATOR.email,
+        unknown,
+        SIRT_LEAD2.email,
+    )
+    # A SIRT lead until now, a party from now on: neither closes nor reassigns it.
+    error = await refusal(act(handle, SIRT_LEAD2, "reassign", assignee=INVESTIGATOR2.email))
+    assert error.type == "forbidden" and "conflict of interest" in error.message
+    error = await refusal(act(handle, SIRT_LEAD, "reassign", assignee=SIRT_LEAD2.email))
+    assert error.type == "invalid"  # a party to the abuse may not investigate it
+    await act(handle, INVESTIGATOR, "conclude", finding=abu.SUBSTANTIATED, summary="-", refer=True)
+    error = await refusal(act(handle, SIRT_LEAD2, "close"))
+    assert error.type == "forbidden" and "is the perpetrator" in error.message
+    closed = await act(handle, SIRT_LEAD, "close")
+    (link,) = closed.links
+    referral: CaseSnapshot = await time_skipping_env.client.get_workflow_handle(link.id).query(
+        SNAPSHOT_QUERY, result_type=CaseSnapshot
+    )
+    assert referral.details["subject"] == SIRT_LEAD2.email

@@ -39,7 +39,7 @@ EXPECTED: dict[str, dict[str, set[str]]] = {
         "admin": {"comment", "reassign"},
     },
     abu.INVESTIGATION: {
-        "investigator": {"add_evidence", "extend", "conclude", "comment"},
+        "investigator": {"add_evidence", "identify_perpetrator", "extend", "conclude", "comment"},
         "sirt": {"comment"},
         "sirt_lead": {"comment", "reassign"},
         "admin": {"comment", "reassign"},
