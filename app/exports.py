@@ -1,10 +1,11 @@
 """Exports for auditors: cases and their events as CSV or JSON Lines, streamed.
 
 Only auditors and administrators may export (`app.views.may_export`): an export
-holds every case, confidential ones included. Rows are read in batches by key
-(each batch its own short transaction), so neither the database nor this process
-holds the whole log at once, and the event log is append-only so no row is seen
-twice or skipped.
+holds every case, confidential ones included, less any case of which the exporter
+is a conflicted party (an alleged perpetrator who happens to be an auditor). Rows
+are read in batches by key (each batch its own short transaction), so neither the
+database nor this process holds the whole log at once, and the event log is
+append-only so no row is seen twice or skipped.
 
 An event row carries exactly what its hash covers (`activities.records.event_hash`):
 `case_id, seq, key, at, actor, kind, stage, data, prev_hash`, with `at` in the very
@@ -24,10 +25,11 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, func, or_, select, true
+from sqlalchemy import ColumnElement, Select, and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from activities.records import iso_utc
+from app import queries
 from app.bootstrap import Services
 from app.errors import Forbidden, Invalid
 from app.views import may_export
@@ -193,9 +195,13 @@ def _events_batch(
 
 
 async def _case_rows(
-    svc: Services, case_type: str | None, since: datetime | None, case_id: str | None
+    svc: Services,
+    exportable: ColumnElement[bool],
+    case_type: str | None,
+    since: datetime | None,
+    case_id: str | None,
 ) -> AsyncIterator[dict[str, Any]]:
-    condition: ColumnElement[bool] = true()
+    condition: ColumnElement[bool] = exportable
     if case_type:
         condition = and_(condition, Case.type == case_type)
     if since is not None:
@@ -213,11 +219,16 @@ async def _case_rows(
 
 
 async def _event_rows(
-    svc: Services, case_type: str | None, since: datetime | None, case_id: str | None
+    svc: Services,
+    exportable: ColumnElement[bool],
+    case_type: str | None,
+    since: datetime | None,
+    case_id: str | None,
 ) -> AsyncIterator[dict[str, Any]]:
     query = select(*(getattr(CaseEvent, c) for c in EVENT_EXPORT_COLUMNS))
+    query = query.join(Case, Case.id == CaseEvent.case_id).where(exportable)
     if case_type:
-        query = query.join(Case, Case.id == CaseEvent.case_id).where(Case.type == case_type)
+        query = query.where(Case.type == case_type)
     if since is not None:
         query = query.where(CaseEvent.at >= since)
     if case_id:
@@ -281,11 +292,13 @@ async def export(
     """
     _check(actor, format, type)
     moment = parse_since(since)
+    exportable = queries.exportable_sql(actor, list(CASE_TYPES.values()))
     columns: tuple[str, ...]
     if what == "cases":
-        rows, columns = _case_rows(svc, type, moment, case_id), CASE_COLUMNS
+        rows, columns = _case_rows(svc, exportable, type, moment, case_id), CASE_COLUMNS
     elif what == "events":
-        rows, columns = _event_rows(svc, type, moment, case_id), EVENT_EXPORT_COLUMNS
+        rows = _event_rows(svc, exportable, type, moment, case_id)
+        columns = EVENT_EXPORT_COLUMNS
     else:
         raise Invalid("what: must be cases or events")
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")

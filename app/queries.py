@@ -79,6 +79,12 @@ def _not_conflicted_sql(actor: Actor, rules: CaseTypeRules) -> ColumnElement[boo
     return and_(true(), *(party != actor.email for party in named))
 
 
+def exportable_sql(actor: Actor, types: list[CaseTypeRules]) -> ColumnElement[bool]:
+    """Cases an exporter (`app.views.may_export`) may take: all of them, less any case
+    of which they are a conflicted party, whatever their roles."""
+    return or_(false(), *(and_(Case.type == r.type, _not_conflicted_sql(actor, r)) for r in types))
+
+
 def _any(whos: tuple[str, ...], actor: Actor, rules: CaseTypeRules) -> ColumnElement[bool]:
     return or_(false(), *(_holds_sql(w, actor, rules) for w in whos))
 

@@ -236,3 +236,27 @@ def _script(*args: Path | str) -> subprocess.CompletedProcess[str]:
         cwd=SCRIPT.parent.parent.parent,  # anywhere but the project: nothing to import
         check=False,
     )
+
+
+async def test_an_auditor_does_not_export_a_case_they_are_conflicted_in(
+    api: httpx.AsyncClient, recorded: sessionmaker[Session]
+) -> None:
+    """An alleged perpetrator never sees the case whole, whatever their roles."""
+    against_auditor = "ABU-2026-000002"
+    RecordActivities(recorded).record(
+        RecordRequest(
+            case=snapshot(
+                id=against_auditor,
+                type="abuse_investigation",
+                stage="triage",
+                confidential=True,
+                parties={"perpetrator": AUDITOR},
+            ),
+            events=[event("x0", 0, stage="triage")],
+        )
+    )
+    auth = bearer(recorded, AUDITOR)
+    cases = (await api.get("/api/exports/cases", headers=auth)).text.splitlines()
+    assert sorted(json.loads(line)["id"] for line in cases) == [ABU, IPA]
+    events = (await api.get("/api/exports/events", headers=auth)).text.splitlines()
+    assert {json.loads(line)["case_id"] for line in events} == {ABU, IPA}
