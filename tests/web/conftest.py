@@ -25,7 +25,14 @@ from pathlib import Path
 
 import pytest
 import uvicorn
-from playwright.async_api import Browser, BrowserContext, Locator, Page, async_playwright
+from playwright.async_api import (
+    Browser,
+    BrowserContext,
+    Locator,
+    Page,
+    async_playwright,
+    expect,
+)
 from sqlalchemy import Engine
 from temporalio.testing import WorkflowEnvironment
 
@@ -50,6 +57,9 @@ CHROMIUM_ARGS = [
     "--no-first-run",
     "--disable-quic",
 ]
+# Generous waits (a shared, busy machine): these bound a wait, they do not measure speed.
+WAIT_MS = 30_000
+expect.set_options(timeout=WAIT_MS)
 ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOTS = ROOT / "test-output" / "screenshots"
 DEMO_PEOPLE = ROOT / "app" / "demo_people.csv"
@@ -96,6 +106,7 @@ class Stack:
     async def page(self) -> Page:
         """A fresh browser context (no cookies) and a page in it."""
         context = await self.browser.new_context(base_url=self.base_url)
+        context.set_default_timeout(WAIT_MS)
         self.contexts.append(context)
         return await context.new_page()
 
@@ -131,7 +142,7 @@ async def shot(page: Page | Locator, name: str) -> Path:
     return path
 
 
-async def eventually(check: Callable[[], Awaitable[bool] | bool], *, timeout: float = 20) -> None:
+async def eventually(check: Callable[[], Awaitable[bool] | bool], *, timeout: float = 60) -> None:
     """Wait for what the worker does in the background (mail, escalations): a wait, not a
     timing assertion."""
     loop = asyncio.get_running_loop()
