@@ -30,6 +30,7 @@ Me = Annotated[Actor, Depends(signed_in)]
 
 READS_ALL = ("admin", "auditor")
 LISTED = 200  # the newest messages a page lists
+SCANNED = 2000  # the newest messages read to find them: a long-running demo stays quick
 # The catcher's own file names (`<timestamp>-<n>.eml`): nothing else is ever opened.
 MESSAGE_NAME = re.compile(r"^[0-9]{8}T[0-9]{12}Z-[0-9]{6}\.eml$")
 
@@ -53,7 +54,7 @@ def _catcher_dir(settings: Settings) -> Path:
 
 def mail_for(settings: Settings, actor: Actor, *, limit: int = LISTED) -> list[CaughtMail]:
     """The caught messages `actor` may read, newest first."""
-    messages = list_messages(_catcher_dir(settings))
+    messages = list_messages(_catcher_dir(settings), limit=SCANNED)
     if not reads_all_mail(actor):
         messages = [m for m in messages if addressed_to(m, actor)]
     return messages[:limit]
