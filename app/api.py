@@ -44,7 +44,7 @@ MAX_BODY = 1024 * 1024  # 1 MiB: far above any real case, far below a memory pro
 ServicesFactory = Callable[[], AbstractAsyncContextManager[Services]]
 _bearer = HTTPBearer(auto_error=False, description="an API token from `casework users token`")
 _ERRORS: dict[int | str, dict[str, Any]] = {
-    status: {"model": ErrorOut} for status in (400, 401, 403, 404, 409, 413, 422)
+    status: {"model": ErrorOut} for status in (400, 401, 403, 404, 409, 413, 422, 429)
 }
 
 
@@ -57,11 +57,15 @@ Svc = Annotated[Services, Depends(get_services)]
 
 
 async def get_actor(
-    svc: Svc, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+    svc: Svc,
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Actor:
     if credentials is None:
         raise Unauthorized("token: missing (send Authorization: Bearer <token>)")
-    return await service.authenticate(svc, token=credentials.credentials)
+    # The address repeated failures are counted against (app.throttle).
+    client = request.client.host if request.client else None
+    return await service.authenticate(svc, token=credentials.credentials, client=client)
 
 
 Caller = Annotated[Actor, Depends(get_actor)]

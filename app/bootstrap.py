@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TypeVar
 
 from sqlalchemy import Engine
@@ -20,6 +20,7 @@ from app.db import engine_for, session_factory
 from app.policy import Policy, load_policy
 from app.settings import Settings
 from app.temporal import connect
+from app.throttle import AuthThrottle
 
 T = TypeVar("T")
 
@@ -31,6 +32,8 @@ class Services:
     client: Client
     policy: Policy
     engine: Engine | None = None  # disposed by close(); None when the caller owns it
+    # Failed sign-ins, per process (app.throttle).
+    throttle: AuthThrottle = field(default_factory=AuthThrottle)
 
     async def run(self, work: Callable[[Session], T]) -> T:
         """`work` in one transaction, on a thread: SQLAlchemy blocks, the event loop must not."""

@@ -38,8 +38,9 @@ def error_response(
 async def _service_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ServiceError)
     # RFC 6750: a 401 names the scheme the client should use.
-    headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, Unauthorized) else None
-    return error_response(exc.status, exc.code, exc.message, headers)
+    headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, Unauthorized) else {}
+    headers.update(getattr(exc, "headers", None) or {})  # e.g. a 429's Retry-After
+    return error_response(exc.status, exc.code, exc.message, headers or None)
 
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:

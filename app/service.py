@@ -22,7 +22,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from activities.directory import manager_of
 from activities.records import append_events_retrying
-from app import queries
+from app import identity, queries
 from app.bootstrap import Services
 from app.case_ids import next_case_id
 from app.errors import (
@@ -31,6 +31,7 @@ from app.errors import (
     Invalid,
     NotFound,
     ServiceError,
+    Unauthorized,
     for_refusal,
     from_refusal,
     is_refusal,
@@ -43,10 +44,11 @@ from app.evidence import (
     download_name,
     safe_media_type,
 )
-from app.identity import actor_for, authenticate, whoami
+from app.identity import actor_for, whoami
 from app.queries import CaseFilter
 from app.settings import Settings
 from app.temporal import temporal_errors
+from app.throttle import keys_for
 from app.views import View, case_json, event_json, snapshot_of, view_of
 from models import Case, CaseEvent
 from workflows import investigation_types, ipa_types, referral_types
@@ -93,6 +95,18 @@ Opener = Callable[[Actor, dict[str, Any]], Refusal | None]
 OPENERS: dict[str, Opener] = {
     referral_types.TYPE: referral_types.opener_refusal,
 }
+
+
+async def authenticate(svc: Services, *, token: str, client: str | None = None) -> Actor:
+    """The person an API token belongs to (Unauthorized if none), unless this address
+    or this token's prefix has failed too often of late (TooManyAttempts, 429)."""
+    keys = keys_for(client=client, token=token)
+    svc.throttle.check(keys)
+    try:
+        return await identity.authenticate(svc, token=token)
+    except Unauthorized:
+        svc.throttle.failed(keys)
+        raise
 
 
 def _rules(case_type: str | None) -> CaseTypeRules:
