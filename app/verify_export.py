@@ -18,6 +18,10 @@ The recipe, for anyone who would rather write their own:
    first event is then taken on trust as the anchor and the rest checked from it.
 3. With the cases export, each case's `last_seq`/`last_hash` must be the last event
    exported for it: events cut from the end of a chain show up there.
+4. An event anonymised under the retention policy has `data` {"_redacted": "..."}
+   (that key alone) and its original hash, unchanged: the hash cannot be recomputed
+   and is taken as the commitment to what was there, but step 2's links still hold,
+   and a later event of kind "anonymised" (recomputed as usual) must record it.
 
 Exit status 0 and "ok: ..." when everything checks, 1 and the first problem otherwise.
 """
@@ -35,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 GENESIS = "0" * 64
+REDACTED = "_redacted"
 HASHED = ("case_id", "seq", "key", "at", "actor", "kind", "stage", "data", "prev_hash")
 
 
@@ -89,10 +94,13 @@ def verify_events(rows: Iterable[dict[str, Any]]) -> Report:
     case_id: str | None = None
     seen: set[str] = set()
     expected_seq, prev = 0, GENESIS
+    unrecorded: str | None = None  # a redacted event no later "anonymised" event covers
     for row in rows:
         report.events += 1
         where = f"{row['case_id']} event {row['seq']}"
         if row["case_id"] != case_id:
+            if unrecorded:
+                return _fail(report, unrecorded)
             case_id = row["case_id"]
             if case_id in seen:
                 return _fail(report, f"{where}: case's events are not together in the export")
@@ -103,13 +111,18 @@ def verify_events(rows: Iterable[dict[str, Any]]) -> Report:
             expected_seq, prev = row["seq"], row["prev_hash"] if row["seq"] != 1 else GENESIS
         if row["seq"] != expected_seq:
             return _fail(report, f"{row['case_id']} event {expected_seq}: missing or out of order")
-        if recompute(row) != row["hash"]:
+        redacted = isinstance(row["data"], dict) and set(row["data"]) == {REDACTED}
+        if not redacted and recompute(row) != row["hash"]:
             return _fail(report, f"{where}: hash does not match its contents")
         if row["prev_hash"] != prev:
             return _fail(report, f"{where}: prev_hash does not match the event before")
+        if redacted:
+            unrecorded = unrecorded or f"{where}: redacted, and no later anonymised event says so"
+        elif row["kind"] == "anonymised":
+            unrecorded = None
         report.heads[row["case_id"]] = (row["seq"], row["hash"])
         expected_seq, prev = expected_seq + 1, row["hash"]
-    return report
+    return _fail(report, unrecorded) if unrecorded else report
 
 
 def check_heads(report: Report, cases: Iterable[dict[str, Any]]) -> Report:
