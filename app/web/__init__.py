@@ -9,6 +9,7 @@ included below.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -23,8 +24,8 @@ from starlette.exceptions import HTTPException
 
 from app.errors import ServiceError
 from app.settings import Settings
-from app.web.render import render
-from app.web.session import SessionMiddleware, SignInRequired
+from app.web.render import current_actor, render
+from app.web.session import SessionMiddleware, SignInRequired, signed_in
 
 STATIC_DIR = Path(__file__).with_name("static")
 API_PREFIXES = ("/api/", "/healthz", "/openapi.json", "/docs", "/redoc")
@@ -38,7 +39,11 @@ def is_api_path(path: str) -> bool:
     return path == "/api" or path.startswith(API_PREFIXES)
 
 
-def _error_page(request: Request, status: int, message: str) -> Response:
+async def _error_page(request: Request, status: int, message: str) -> Response:
+    if current_actor(request) is None and request.session.get("email"):
+        # Failed before anyone was looked up (no such page): still show their navigation.
+        with contextlib.suppress(Exception):
+            await signed_in(request)
     template = {403: "forbidden.html", 404: "not_found.html"}.get(status, "error.html")
     return render(request, template, status_code=status, status=status, message=message)
 
@@ -50,17 +55,17 @@ async def _page_error(request: Request, exc: Exception) -> Response:
     if isinstance(exc, ServiceError):
         if exc.status == 401:
             return RedirectResponse("/signin", status_code=303)
-        return _error_page(request, exc.status, exc.message)
+        return await _error_page(request, exc.status, exc.message)
     if isinstance(exc, HTTPException):
         if exc.status_code == 404:
-            return _error_page(request, 404, f"There is no page at {request.url.path}.")
+            return await _error_page(request, 404, f"There is no page at {request.url.path}.")
         if exc.status_code == 405:
-            return _error_page(request, 405, f"{request.method} is not allowed here.")
+            return await _error_page(request, 405, f"{request.method} is not allowed here.")
         detail = exc.detail if isinstance(exc.detail, str) else "the request was refused"
-        return _error_page(request, exc.status_code, detail)
+        return await _error_page(request, exc.status_code, detail)
     if isinstance(exc, RequestValidationError):
-        return _error_page(request, 400, "The address or form was not understood.")
-    return _error_page(request, 500, "Something went wrong; the server log has the details.")
+        return await _error_page(request, 400, "The address or form was not understood.")
+    return await _error_page(request, 500, "Something went wrong; the server log has the details.")
 
 
 def _either(api_handler: Handler | None) -> Handler:

@@ -156,3 +156,14 @@ async def test_signing_in_returns_to_the_page_asked_for_on_this_site_only(
         await offline_browser.get("/signin")
         away = await offline_browser.post("/signin", {"token": token, "next": elsewhere})
         assert away.headers["location"] == "/", elsewhere
+
+
+async def test_a_missing_page_keeps_the_navigation_of_whoever_is_signed_in(
+    offline_browser: Browser,
+) -> None:
+    await offline_browser.sign_in(EMPLOYEE)
+    page = await offline_browser.get("/no/such/page")
+    assert page.status_code == 404 and "There is no page at /no/such/page." in page.text
+    assert "Signed in as Employee" in page.text and 'action="/signout"' in page.text
+    wrong_method = await offline_browser.client.get("/signout")
+    assert wrong_method.status_code == 405 and "GET is not allowed here." in wrong_method.text
