@@ -9,6 +9,7 @@ import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -21,6 +22,7 @@ from temporalio.worker import Worker
 from app import service
 from app.bootstrap import Services
 from app.logs import CaseIdInterceptor, CaseIdMiddleware, handler
+from app.settings import Settings, SettingsError
 from tests.fixtures_temporal import eventually
 
 
@@ -163,3 +165,11 @@ async def test_log_lines_while_serving_a_case_carry_its_id(json_logs: Captured) 
             assert (await client.get(path)).status_code == 204
     lines = [o for o in json_logs.objects() if o["logger"] == "casework.test.web"]
     assert [line["case_id"] for line in lines] == ["DIS-2026-000012", "PEX-2026-000002", None]
+
+
+def test_the_log_format_setting(tmp_path: Path) -> None:
+    base = {"CASEWORK_DATA_DIR": str(tmp_path)}
+    assert Settings.from_env(base).log_format == "text"
+    assert Settings.from_env({**base, "CASEWORK_LOG_FORMAT": "JSON"}).log_format == "json"
+    with pytest.raises(SettingsError, match="CASEWORK_LOG_FORMAT: must be text or json"):
+        Settings.from_env({**base, "CASEWORK_LOG_FORMAT": "xml"})

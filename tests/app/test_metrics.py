@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import nullcontext
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -15,6 +16,8 @@ from temporalio.testing import WorkflowEnvironment
 from app.api import create_app
 from app.auth import issue_token
 from app.bootstrap import Services
+from app.metrics import sdk_runtime
+from app.settings import Settings, SettingsError
 from tests.fixtures_temporal import eventually
 
 EMPLOYEE, MANAGER = "employee@dwp.gov.uk", "manager@dwp.gov.uk"
@@ -144,3 +147,13 @@ async def test_an_unknown_action_name_is_counted_as_other(
         action_count(after, "other", "not_found") == action_count(before, "other", "not_found") + 1
     )
     assert not any("x" * 30 in series for series in after)
+
+
+def test_the_sdk_metrics_port_setting(tmp_path: Path) -> None:
+    base = {"CASEWORK_DATA_DIR": str(tmp_path)}
+    unset = Settings.from_env(base)
+    assert unset.metrics_port is None
+    assert sdk_runtime(unset) is None  # no endpoint, and the default runtime left alone
+    assert Settings.from_env({**base, "CASEWORK_METRICS_PORT": "9464"}).metrics_port == 9464
+    with pytest.raises(SettingsError, match="CASEWORK_METRICS_PORT: must be a whole number"):
+        Settings.from_env({**base, "CASEWORK_METRICS_PORT": "metrics"})
