@@ -21,6 +21,9 @@ from workflows.rules import INVALID, ActionRule, Refusal, parties_from_details
 
 # Where the hearing's outcome waits (in `CaseState.extra`) while it may be appealed.
 RECORDED = "recorded_outcome"
+# A referral an investigation raised is not mailed to its requester, the SIRT lead who
+# closed the investigation: they may not see it (API.md), and a link to it would 404.
+RAISER_NOT_MAILED = "referral-raiser-not-mailed"
 
 
 @workflow.defn(name=dis.RULES.workflow)
@@ -46,6 +49,15 @@ class DisciplinaryReferralWorkflow(CaseWorkflow):
             # Policy 6.2: disciplinary action "as well as consideration of a criminal
             # prosecution if appropriate": on the record from the start, for HR to act on.
             self.emit("criminal_consideration", SYSTEM_ACTOR, {"policy": "6.2"})
+
+    def mail(
+        self, kind: str, to: list[str | None], *, team: str | None = None, **context: Any
+    ) -> None:
+        requester = self.case.requester
+        raised = any(link.relation == "investigation" for link in self.case.links)
+        if raised and requester in to and workflow.patched(RAISER_NOT_MAILED):
+            to = [t for t in to if t != requester]
+        super().mail(kind, to, team=team, **context)
 
     def owner_of(self, stage: str) -> str | None:
         if stage == dis.APPEAL:

@@ -524,3 +524,28 @@ async def test_a_perpetrator_found_during_the_investigation_is_conflicted_from_t
         SNAPSHOT_QUERY, result_type=CaseSnapshot
     )
     assert referral.details["subject"] == SIRT_LEAD2.email
+
+
+async def test_the_referral_raised_mails_hr_but_not_the_lead_who_may_not_see_it(
+    time_skipping_env: WorkflowEnvironment, worker: Worker, engine: Engine
+) -> None:
+    client = time_skipping_env.client
+    handle, _ = await start(client, worker.task_queue, new_investigation(policy()))
+    await act(handle, SIRT_LEAD, "assign", investigator=INVESTIGATOR.email)
+    await act(handle, INVESTIGATOR, "conclude", finding=abu.SUBSTANTIATED, summary="-", refer=True)
+    (link,) = (await act(handle, SIRT_LEAD2, "close")).links
+
+    def hr_told() -> bool:
+        return any(e.data["kind"] == "action_needed" for e in events(engine, link.id, "emailed"))
+
+    await eventually(hr_told)
+    # The opening's mails are all under way once HR's is sent: the requester's (the SIRT
+    # lead's, who would find the link answers 404) is not among them.
+    mailed = [e.data["to"] for e in events(engine, link.id, "emailed")]
+    assert mailed == [sorted([HR.email, "hrlead@dwp.gov.uk"])]
+    scheduled = [
+        e.activity_task_scheduled_event_attributes.activity_type.name
+        async for e in client.get_workflow_handle(link.id).fetch_history_events()
+        if e.HasField("activity_task_scheduled_event_attributes")
+    ]
+    assert scheduled.count("send_mail") == 1
