@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import csv
 import io
+import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from sqlalchemy import select
@@ -21,6 +23,9 @@ from workflows.rules import EMAIL_RE
 ROLES = ("sac", "sac_lead", "sirt", "sirt_lead", "hr", "hr_lead", "auditor", "admin")
 COLUMNS = ("email", "name", "manager_email", "roles")
 MAX_NAME = 200
+# A name is greeted in emails and shown on pages: one line, no control characters
+# (a CR or LF smuggled into a quoted CSV field must not reach anything line-based).
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
 @dataclass(frozen=True)
@@ -31,7 +36,7 @@ class ImportResult:
 
 @dataclass(frozen=True)
 class _Row:
-    line: int
+    line: str  # "7", or "7-8" for a row with a value over two lines
     email: str
     name: str
     manager: str | None
@@ -68,19 +73,19 @@ def import_people(session: Session, csv_text: str) -> ImportResult:
 
 
 def _parse(csv_text: str) -> list[_Row]:
-    reader = csv.DictReader(io.StringIO(csv_text.removeprefix("\ufeff")))
-    header = [h.strip() for h in reader.fieldnames or ()]
+    records = _records(csv_text.removeprefix("\ufeff"))
+    _, header_values = next(records, ("1", []))
+    header = [h.strip() for h in header_values]
     missing = [c for c in COLUMNS if c not in header]
     if missing:
         raise Invalid(f"line 1: header: missing column {', '.join(missing)}")
-    reader.fieldnames = header
     rows: list[_Row] = []
     seen: set[str] = set()
-    for record in reader:
-        line = reader.line_num
-        if None in record:
+    for line, record in records:
+        if len(record) > len(header):
             raise Invalid(f"line {line}: row: more values than columns")
-        values = {k: (record.get(k) or "").strip() for k in COLUMNS}
+        given = dict(zip(header, record, strict=False))
+        values = {k: (given.get(k) or "").strip() for k in COLUMNS}
         if not any(values.values()):
             continue
         row = _row(line, values)
@@ -91,13 +96,32 @@ def _parse(csv_text: str) -> list[_Row]:
     return rows
 
 
-def _row(line: int, values: dict[str, str]) -> _Row:
+def _records(text: str) -> Iterator[tuple[str, list[str]]]:
+    """(its line, or lines "7-8" when a quoted value spans two, values) for each non-blank
+    row; a row the csv module cannot read (a stray or unclosed quote) names its line."""
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    while True:
+        first = reader.line_num + 1
+        try:
+            record = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as e:
+            raise Invalid(f"line {max(first, reader.line_num)}: row: {e}") from None
+        if record:
+            last = reader.line_num
+            yield (str(last) if first >= last else f"{first}-{last}"), record
+
+
+def _row(line: str, values: dict[str, str]) -> _Row:
     email = values["email"].lower()
     if not EMAIL_RE.match(email):
         raise Invalid(f"line {line}: email: {values['email']!r} is not an email address")
     name = values["name"]
     if not name or len(name) > MAX_NAME:
         raise Invalid(f"line {line}: name: required, at most {MAX_NAME} characters")
+    if _CONTROL.search(name):
+        raise Invalid(f"line {line}: name: must be one line, without control characters")
     manager = values["manager_email"].lower() or None
     if manager is not None and not EMAIL_RE.match(manager):
         raise Invalid(f"line {line}: manager_email: {manager!r} is not an email address")

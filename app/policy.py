@@ -1,14 +1,16 @@
 """The policy file (TOML): service levels per case type and stage, and the holiday region.
 
 Read once at start-up; a malformed file stops start-up with a `PolicyError`
-naming the full key (`sla.<case_type>.<stage>.<key>`) and the reason, so an
-administrator can fix it without reading code. Each case copies the part it
+naming the full key (`sla.<case_type>.<stage>.<key>`), the reason and the line
+(`(line 12)`; a missing key names its section's line), so an administrator can fix
+it without reading code. Each case copies the part it
 runs under (`Policy.for_case`), with `version` (the file's sha256), when it opens.
 """
 
 from __future__ import annotations
 
 import hashlib
+import re
 import tomllib
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
@@ -105,8 +107,15 @@ def parse_policy(text: str | bytes) -> Policy:
         data = tomllib.loads(raw.decode("utf-8"))
     except UnicodeDecodeError as e:
         raise PolicyError(f"the policy file is not UTF-8 text: {e}") from None
-    except tomllib.TOMLDecodeError as e:
+    except tomllib.TOMLDecodeError as e:  # its message names the line and column
         raise PolicyError(f"the policy file is not valid TOML: {e}") from None
+    try:
+        return _policy(data, raw)
+    except PolicyError as e:
+        raise PolicyError(_with_line(str(e), raw.decode("utf-8"))) from None
+
+
+def _policy(data: dict[str, Any], raw: bytes) -> Policy:
     _reject_unknown(data, "", ("calendar", "sla", "retention"), "section")
     calendar = _table(data, "calendar", "", default={})
     _reject_unknown(calendar, "calendar.", ("bank_holidays", "extra_holidays"), "key")
@@ -128,6 +137,54 @@ def parse_policy(text: str | bytes) -> Policy:
             for stage in stage_names
         }
     return Policy(hashlib.sha256(raw).hexdigest(), region, stages, extra, retention)
+
+
+_HEADER = re.compile(r"^\s*\[\[?\s*([^\]]+?)\s*\]\]?\s*(?:#.*)?$")
+_KEY = re.compile(
+    r"""^\s*((?:[A-Za-z0-9_-]+|"[^"]*"|'[^']*')(?:\s*\.\s*(?:[A-Za-z0-9_-]+|"[^"]*"|'[^']*'))*)\s*="""
+)
+_ERROR_KEY = re.compile(r"^([A-Za-z0-9_.-]+): ")
+
+
+def _dotted(path: str) -> str:
+    return ".".join(part.strip().strip("\"'") for part in path.split("."))
+
+
+def _key_lines(text: str) -> dict[str, int]:
+    """Each table's and key's full dotted name -> the line it is on (first mention).
+
+    A line scanner, not a parser: tomllib has already checked the syntax, and this only
+    has to find where a name is written. A table named only through its children (`sla`
+    of `[sla.ipa_approval.active]`) is at the first line that names it.
+    """
+    lines: dict[str, int] = {}
+    table = ""
+    for n, line in enumerate(text.splitlines(), start=1):
+        if header := _HEADER.match(line):
+            table = _dotted(header.group(1))
+            parts = table.split(".")
+            for i in range(1, len(parts) + 1):
+                lines.setdefault(".".join(parts[:i]), n)
+        elif key := _KEY.match(line):
+            name = _dotted(key.group(1))
+            lines.setdefault(f"{table}.{name}" if table else name, n)
+    return lines
+
+
+def _with_line(message: str, text: str) -> str:
+    """`message` (which starts with the dotted key) with the line of that key, or of the
+    nearest section around it when the key itself is missing from the file."""
+    found = _ERROR_KEY.match(message)
+    if found is None:
+        return message
+    lines = _key_lines(text)
+    parts = found.group(1).split(".")
+    for i in range(len(parts), 0, -1):
+        line = lines.get(".".join(parts[:i]))
+        if line is not None:
+            where = "line" if i == len(parts) else f"in [{'.'.join(parts[:i])}], line"
+            return f"{message} ({where} {line})"
+    return message
 
 
 def _extra_holidays(value: Any) -> tuple[str, ...]:
