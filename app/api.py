@@ -274,7 +274,8 @@ async def download_evidence(
     )
 
 
-_EVIDENCE_UPLOAD = re.compile(r"^/api/cases/[^/]+/evidence$")
+# The API's upload, and the case page's upload form (app.web.evidence).
+_EVIDENCE_UPLOAD = re.compile(r"^(?:/api)?/cases/[^/]+/evidence$")
 
 
 def evidence_upload_limit(scope: Scope) -> int | None:

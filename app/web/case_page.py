@@ -32,6 +32,7 @@ Posted = Annotated[Form, Depends(posted_form)]
 
 # Fields the API's evidence upload fills in, not a person typing into a form.
 FILLED_BY_UPLOAD = {("add_evidence", "size"), ("add_evidence", "media_type")}
+UPLOAD = "upload_evidence"  # the evidence upload form's name (app.web.evidence)
 DANGEROUS = {"decline", "reject", "revoke", "withdraw", "retire", "no_further_action"}
 
 
@@ -113,7 +114,17 @@ def action_forms(rules: CaseTypeRules, case: dict[str, Any]) -> list[ActionForm]
     return forms
 
 
-async def _page(
+def upload_form(rules: CaseTypeRules, forms: list[ActionForm]) -> ActionForm | None:
+    """Where the viewer may add evidence, a second form for it: a file, uploaded (the
+    API's evidence upload, which takes `add_evidence` with the file's SHA-256)."""
+    evidence = next((f for f in forms if f.name == "add_evidence"), None)
+    if evidence is None:
+        return None
+    fields = [w for w in evidence.fields if w.name in ("description", "url")]
+    return ActionForm(UPLOAD, "Upload an evidence file", evidence.policy, fields, False)
+
+
+async def show_case(
     request: Request, me: Actor, case_id: str, refused: Refused | None = None
 ) -> Response:
     svc = services_of(request)
@@ -122,17 +133,18 @@ async def _page(
     whole = "details" in case
     events = await service.case_events(svc, actor=me, case_id=case_id) if whole else []
     forms = action_forms(rules, case)
+    upload = upload_form(rules, forms)
     field_errors: dict[str, dict[str, str]] = {}
     values: dict[str, dict[str, str]] = {}
     top_error = None
     if refused is not None:
-        form = next((f for f in forms if f.name == refused.action), None)
-        names = {w.name for w in form.fields} if form else set()
-        if form is not None and refused.field in names:
-            field_errors[form.name] = {str(refused.field): refused.message}
+        every = [*forms, *([upload] if upload else [])]
+        form = next((f for f in every if f.name == refused.action), None)
+        names = {w.name for w in form.fields} | {"file"} if form else set()
+        if form is not None:
             values[form.name] = refused.values
-        elif form is not None:
-            values[form.name] = refused.values
+            if refused.field in names:
+                field_errors[form.name] = {str(refused.field): refused.message}
         top_error = refused
     return render(
         request,
@@ -146,6 +158,8 @@ async def _page(
         details=detail_rows(rules, case.get("details") or {}),
         events=events,
         forms=forms,
+        upload=upload,
+        max_upload_mb=max(svc.settings.evidence_max_bytes // (1024 * 1024), 1),
         field_errors=field_errors,
         values=values,
         refused=top_error,
@@ -154,7 +168,7 @@ async def _page(
 
 @router.get("/cases/{case_id}")
 async def case_page(request: Request, me: Me, case_id: str) -> Response:
-    return await _page(request, me, case_id)
+    return await show_case(request, me, case_id)
 
 
 @router.post("/cases/{case_id}/actions/{action}")
@@ -174,7 +188,7 @@ async def take_action(
             raise
         typed = {k: v for k, v in form.items() if k != "csrf_token"}
         refused = Refused(action, e.message, e.status, error_field(e.message), typed)
-        return await _page(request, me, case_id, refused)
+        return await show_case(request, me, case_id, refused)
     label = (rule.label if rule and rule.label else _label(action)) or action
     if after["status"] == OPEN:
         now = f"now at the {_words(after['stage'])} stage"

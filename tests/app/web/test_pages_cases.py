@@ -283,6 +283,28 @@ async def test_an_investigation_reported_worked_and_closed_through_the_forms(
     assert (await act(sirt, case_id, "assign", investigator="sirt@dwp.gov.uk")).status_code == 303
     evidence = {"description": "Screenshot", "url": "https://facebook.example/1"}
     assert (await act(sirt, case_id, "add_evidence", **evidence)).status_code == 303
+    # A file, through the case page's upload form: stored by its hash, downloadable.
+    page = await sirt.get(f"/cases/{case_id}")
+    assert 'enctype="multipart/form-data"' in page.text
+    upload = f"/cases/{case_id}/evidence"
+    form = {"csrf_token": sirt.csrf, "description": "The post, saved"}
+    no_file = await sirt.client.post(upload, data=form, files={"file": ("", b"", "text/plain")})
+    assert no_file.status_code == 422
+    assert error_beside(no_file, "upload-file") == "file: choose a file to upload"
+    content = b"<html>saved post</html>"
+    files = {"file": ("post.html", content, "text/html")}
+    forged = await sirt.client.post(upload, data={**form, "csrf_token": "x"}, files=files)
+    assert forged.status_code == 403
+    uploaded = await sirt.client.post(upload, data=form, files=files)
+    assert uploaded.status_code == 303, uploaded.text
+    page = await sirt.get(f"/cases/{case_id}")
+    assert "post.html, 23 bytes, SHA-256" in flash_of(page)
+    link = re.search(r'<a href="(/cases/[^"]+/evidence/[0-9a-f]{64})" download>', page.text)
+    assert link, "the timeline links the file"
+    download = await sirt.client.get(link.group(1))
+    assert download.status_code == 200 and download.content == content
+    assert download.headers["x-content-type-options"] == "nosniff"
+    assert (await reporter.client.get(link.group(1))).status_code == 404
     not_a_bool = await act(sirt, case_id, "conclude", finding="substantiated", summary="Yes")
     assert error_beside(not_a_bool, "action-conclude-refer") == "refer: required"
     concluded = await act(
