@@ -1,7 +1,9 @@
 """The send_mail activity: one email per event, never sent twice for the same event.
 
 The Message-ID comes from (case id, event key), and a `sent_mail` row per Message-ID
-records that it went. A retry finds the row and sends nothing. Transient trouble
+records that it went. A retry finds the row and sends nothing; should the database
+have failed after the relay took the message, the retry, on any worker, finds the
+attempt's heartbeat instead, records the mail and sends nothing. Transient trouble
 (relay down, 4xx) raises so Temporal retries with backoff; a permanent refusal (5xx)
 is recorded as failed and returned, since retrying it would only fail again.
 """
@@ -98,6 +100,15 @@ class _SmtpPool:
             await _quit(client)
 
 
+def _delivered_by_an_earlier_attempt() -> dict[str, str] | None:
+    """The refused recipients an earlier attempt of this activity heartbeated once the relay
+    took the message (its record then failed), or None if no attempt got that far."""
+    details = activity.info().heartbeat_details
+    if details and isinstance(details[0], dict):
+        return {str(a): str(r) for a, r in details[0].items()}
+    return None
+
+
 async def _quit(client: aiosmtplib.SMTP) -> None:
     try:
         await client.quit()
@@ -159,11 +170,15 @@ class NotificationActivities:
 
         refused = self._unrecorded.get(mid)
         if refused is None:
+            refused = _delivered_by_an_earlier_attempt()
+        if refused is None:
             try:
                 refused = await self._deliver(msg, to)
             except PermanentMailError as exc:
                 return await self._record_failure(req, mid, to, rendered.subject, str(exc))
             self._remember_unrecorded(mid, refused)
+            # Temporal hands this to the next attempt, which may run on another worker.
+            activity.heartbeat(refused)
 
         detail = "; ".join(f"{a}: {r}" for a, r in refused.items())
         data: dict[str, Any] = {"to": to, "kind": req.kind, "message_id": mid}

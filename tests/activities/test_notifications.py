@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import socket
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
@@ -373,6 +374,43 @@ async def test_a_database_failure_after_sending_does_not_mail_twice(
     assert len(relay.received) == 1 and sent_rows(db) == []
 
     assert (await send(acts, request())).status == "sent"
+    assert len(relay.received) == 1
+    assert [e.kind for e in events(db)] == ["emailed"]
+
+
+async def test_a_retry_on_another_worker_after_the_database_failed_does_not_mail_twice(
+    acts: NotificationActivities,
+    relay: Relay,
+    db: sessionmaker[Session],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Found by `make chaos` (postgres-outage, sqlite-locked): the relay took the message,
+    its row could not be written, and the retry ran on the other worker, which had no
+    memory of it and found no row, so it mailed again."""
+
+    def database_gone(*args: Any) -> None:
+        raise ConnectionError("database went away")
+
+    monkeypatch.setattr(acts, "_record", database_gone)
+    first = ActivityEnvironment()
+    heartbeats: list[tuple[Any, ...]] = []
+    first.on_heartbeat = lambda *details: heartbeats.append(details)
+    with pytest.raises(ConnectionError):
+        await first.run(acts.send_mail, request())
+    assert len(relay.received) == 1 and sent_rows(db) == []
+
+    # Temporal gives the next attempt the last heartbeat's details, wherever it runs.
+    retry = ActivityEnvironment()
+    retry.info = dataclasses.replace(
+        first.info, attempt=2, heartbeat_details=heartbeats[-1] if heartbeats else []
+    )
+    other_worker = make_activities(db, relay.port)
+    try:
+        result = await retry.run(other_worker.send_mail, request())
+    finally:
+        await other_worker.aclose()
+
+    assert result.status == "sent"
     assert len(relay.received) == 1
     assert [e.kind for e in events(db)] == ["emailed"]
 
