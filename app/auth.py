@@ -37,7 +37,12 @@ def person_for_token(session: Session, token: str) -> Person | None:
     """The person holding this unrevoked token, or None (also when the person has left)."""
     if not token:
         return None
-    wanted = token_hash(token)
+    return person_for_token_hash(session, token_hash(token))
+
+
+def person_for_token_hash(session: Session, wanted: str) -> Person | None:
+    """`person_for_token` for a token already hashed: a page session keeps only the hash,
+    so revoking the token signs its sessions out too."""
     row = session.scalars(
         select(ApiToken).where(ApiToken.token_hash == wanted, ApiToken.revoked_at.is_(None))
     ).first()

@@ -27,6 +27,14 @@ async def authenticate(svc: Services, *, token: str) -> Actor:
     return _actor(person)
 
 
+async def authenticate_hash(svc: Services, *, token_hash: str) -> Actor:
+    """`authenticate` by the token's hash (a page session's). Unauthorized if revoked."""
+    person = await svc.run(lambda s: auth.person_for_token_hash(s, token_hash))
+    if person is None:
+        raise Unauthorized("token: unknown or revoked")
+    return _actor(person)
+
+
 async def actor_for(svc: Services, *, email: str) -> Actor:
     """The person named by email (the CLI's `--as`). Unauthorized if not in the directory."""
     person = await svc.run(lambda s: s.get(Person, email.strip().lower()))

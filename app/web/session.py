@@ -1,11 +1,14 @@
 """Who is signed in to the pages: a signed session cookie, and CSRF tokens for forms.
 
-The cookie holds a small JSON object (the person's email, when they signed in,
-the CSRF token, flash messages) with an HMAC-SHA256 of it, so it can be read
-but not forged. The key is `CASEWORK_SECRET_KEY`, or, when that is unset (the
-embedded stack), a random key generated once and kept in the data directory as
-`secret_key`, so sessions survive a restart. Every web process of a deployment
-must share the key: set the variable there.
+The cookie holds a small JSON object (the person's email, the SHA-256 of the
+token they signed in with, when they did, the CSRF token, flash messages) with an
+HMAC-SHA256 of it, so it can be read but not forged; revoking the token (or the
+person leaving the directory) ends the session at its next request.
+
+The key is `CASEWORK_SECRET_KEY`, or, when that is unset (the embedded stack), a
+random key generated once and kept in the data directory as `secret_key`, so
+sessions survive a restart. Every web process of a deployment must share the key:
+set the variable there.
 
 With `CASEWORK_TRUSTED_USER_HEADER` set, an SSO proxy in front of Casework names
 the person in that header and no token is asked for. Only set it when the proxy
@@ -29,8 +32,10 @@ from starlette.requests import HTTPConnection, Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app import service
+from app.auth import token_hash
 from app.bootstrap import Services
 from app.errors import Forbidden, Unauthorized
+from app.identity import authenticate_hash
 from app.settings import Settings
 from workflows.common import Actor
 
@@ -181,10 +186,11 @@ def check_csrf(request: Request, form: Mapping[str, Any]) -> None:
         )
 
 
-def start_session(request: Request, actor: Actor) -> None:
-    """Sign `actor` in: a fresh session (new CSRF token), nothing kept from before."""
+def start_session(request: Request, actor: Actor, token: str) -> None:
+    """Sign `actor` in with `token`: a fresh session (new CSRF token), nothing kept from
+    before. It keeps the token's hash, so revoking the token ends the session too."""
     request.session.clear()
-    request.session.update(email=actor.email, at=int(time.time()))
+    request.session.update(email=actor.email, token=token_hash(token), at=int(time.time()))
     csrf_token(request)
 
 
@@ -210,7 +216,8 @@ def services_of(request: Request) -> Services:
 async def signed_in(request: Request) -> Actor:
     """The person using the pages (a FastAPI dependency); to /signin when no one is.
 
-    Roles are read from the directory at every request, as for the API.
+    Roles are read from the directory at every request, and the sign-in token checked
+    (still unrevoked, still theirs), as for the API.
     """
     svc = services_of(request)
     header = svc.settings.trusted_user_header
@@ -221,14 +228,16 @@ async def signed_in(request: Request) -> Actor:
         except Unauthorized:
             raise Forbidden(f"you ({from_proxy}) are not in Casework's directory") from None
     else:
-        email = request.session.get("email")
-        if not isinstance(email, str) or not email:
+        email, token = request.session.get("email"), request.session.get("token")
+        if not isinstance(email, str) or not isinstance(token, str) or not email:
             raise SignInRequired(_here(request))
         try:
-            actor = await service.actor_for(svc, email=email)
-        except Unauthorized:  # they have left the directory since signing in
+            actor = await authenticate_hash(svc, token_hash=token)
+        except Unauthorized:  # the token was revoked, or they have left the directory
+            actor = None
+        if actor is None or actor.email != email:
             end_session(request)
-            raise SignInRequired(_here(request)) from None
+            raise SignInRequired(_here(request))
     request.state.me = actor
     return actor
 

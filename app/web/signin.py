@@ -35,7 +35,7 @@ async def signin(request: Request, form: Posted) -> Response:
     except Unauthorized:
         error = "token: that token is unknown or has been revoked" if token else "token: required"
         return render(request, "signin.html", status_code=401, next=next_path, error=error)
-    start_session(request, actor)
+    start_session(request, actor, token)
     return RedirectResponse(next_path, status_code=303)
 
 

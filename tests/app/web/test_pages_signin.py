@@ -7,7 +7,7 @@ from typing import cast
 
 import httpx
 
-from app.auth import issue_token
+from app.auth import issue_token, revoke_token
 from app.bootstrap import Services
 from app.settings import Settings
 from app.web.session import secret_key, sign, unsign
@@ -167,3 +167,14 @@ async def test_a_missing_page_keeps_the_navigation_of_whoever_is_signed_in(
     assert "Signed in as Employee" in page.text and 'action="/signout"' in page.text
     wrong_method = await offline_browser.client.get("/signout")
     assert wrong_method.status_code == 405 and "GET is not allowed here." in wrong_method.text
+
+
+async def test_revoking_the_token_signs_its_sessions_out(offline_browser: Browser) -> None:
+    with offline_browser.sessions.begin() as session:
+        token = issue_token(session, EMPLOYEE)
+    await offline_browser.get("/signin")
+    assert (await offline_browser.post("/signin", {"token": token})).status_code == 303
+    assert (await offline_browser.get("/")).status_code == 200
+    with offline_browser.sessions.begin() as session:
+        assert revoke_token(session, token)
+    assert (await offline_browser.get("/")).status_code == 303
