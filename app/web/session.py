@@ -228,17 +228,23 @@ async def signed_in(request: Request) -> Actor:
         except Unauthorized:
             raise Forbidden(f"you ({from_proxy}) are not in Casework's directory") from None
     else:
-        email, token = request.session.get("email"), request.session.get("token")
-        if not isinstance(email, str) or not isinstance(token, str) or not email:
-            raise SignInRequired(_here(request))
-        try:
-            actor = await authenticate_hash(svc, token_hash=token)
-        except Unauthorized:  # the token was revoked, or they have left the directory
-            actor = None
-        if actor is None or actor.email != email:
-            end_session(request)
-            raise SignInRequired(_here(request))
+        actor = await _session_actor(request, svc)
     request.state.me = actor
+    return actor
+
+
+async def _session_actor(request: Request, svc: Services) -> Actor:
+    email, token = request.session.get("email"), request.session.get("token")
+    if not isinstance(email, str) or not isinstance(token, str) or not email:
+        raise SignInRequired(_here(request))
+    try:
+        actor = await authenticate_hash(svc, token_hash=token)
+    except Unauthorized:  # the token was revoked, or they have left the directory
+        end_session(request)
+        raise SignInRequired(_here(request)) from None
+    if actor.email != email:
+        end_session(request)
+        raise SignInRequired(_here(request))
     return actor
 
 
