@@ -104,7 +104,7 @@ def build_worker(
     settings: Settings,
     engine: Engine,
     task_queue: str | None = None,
-    max_cached_workflows: int = 1000,
+    max_cached_workflows: int | None = None,  # None: settings.workflow_cache_size
 ) -> Worker:
     return Worker(
         client,
@@ -113,7 +113,9 @@ def build_worker(
         workflow_runner=workflow_runner(),
         activities=build_activities(settings, engine),
         activity_executor=concurrent.futures.ThreadPoolExecutor(ACTIVITY_THREADS),
-        max_cached_workflows=max_cached_workflows,
+        max_cached_workflows=(
+            settings.workflow_cache_size if max_cached_workflows is None else max_cached_workflows
+        ),
         interceptors=[CaseIdInterceptor()],  # activity log lines carry their case id
         # On shutdown (a deploy, Ctrl-C), activities in flight finish rather than retry.
         graceful_shutdown_timeout=timedelta(seconds=10),

