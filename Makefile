@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench chromium install clean
+.PHONY: run test lint bench chaos chromium install clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +42,12 @@ chromium:
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.ipa_throughput
+
+# Fault injection (chaos/): `make chaos` is the short form CI runs, `make chaos CHAOS=long`
+# the sizes of docs/RELIABILITY.md. Exits non-zero if anything is lost or duplicated.
+CHAOS ?= short
+chaos: $(STAMP)
+	$(BIN)/python -m chaos --form $(CHAOS)
 
 clean:
 	rm -rf $(VENV) .casework .pytest_cache .mypy_cache
