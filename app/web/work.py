@@ -59,23 +59,31 @@ def stage_choices(case_type: str | None) -> list[str]:
 async def my_work(
     request: Request,
     me: Me,
-    view: str = "waiting",
+    view: str = "",
     type: str = "",
     stage: str = "",
     status: str = "open",
     q: str = "",
+    overdue: str = "",
     page: int = 1,
 ) -> Response:
     svc = services_of(request)
     tabs = tabs_for(me)
-    tab = next((t for t in tabs if t.key == view), tabs[0])
     page = max(page, 1)
     common: dict[str, Any] = {
         "type": type or None,
         "stage": stage or None,
         "status": STATUSES.get(status, OPEN),
         "q": q.strip() or None,
+        "overdue": True if overdue else None,
     }
+    counts = {}
+    for t in tabs:
+        _, counts[t.key] = await service.list_cases(svc, actor=me, **common, **t.filters, limit=1)
+    # No tab asked for: the first with something in it (a SAC officer's queue, an
+    # employee's own requests), so the first page shown is never needlessly empty.
+    chosen = view or next((t.key for t in tabs if counts[t.key]), tabs[0].key)
+    tab = next((t for t in tabs if t.key == chosen), tabs[0])
     items, total = await service.list_cases(
         svc,
         actor=me,
@@ -86,10 +94,7 @@ async def my_work(
         limit=PAGE_SIZE,
         offset=(page - 1) * PAGE_SIZE,
     )
-    counts = {}
-    for t in tabs:
-        _, counts[t.key] = await service.list_cases(svc, actor=me, **common, **t.filters, limit=1)
-    query = {"type": type, "stage": stage, "status": status, "q": q}
+    query = {"type": type, "stage": stage, "status": status, "q": q, "overdue": overdue}
     kept = {k: v for k, v in query.items() if v}
 
     def link(**change: Any) -> str:

@@ -88,8 +88,11 @@ async def test_an_ipa_opened_and_progressed_through_the_forms(
     assert "Endorse: done" in flash_of(await manager.get(f"/cases/{case_id}"))
 
     officer = await as_person(browser_factory, OFFICER)
-    queue = await officer.get("/?view=team-sac")
+    queue = await officer.get("/")  # nothing waits on Sam: the first list with cases
+    assert 'view=team-sac" aria-current="page">SAC queue (1)</a>' in queue.text
     assert case_id in queue.text
+    late = await officer.get("/?view=team-sac&overdue=yes")
+    assert "SAC queue: 0 cases" in late.text and "matches those filters" in late.text
     asked = await act(officer, case_id, "request_info", question="Which events?")
     assert asked.status_code == 303
     answered = await act(employee, case_id, "provide_info", answer="Graduate fairs")
