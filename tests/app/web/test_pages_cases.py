@@ -344,3 +344,44 @@ async def test_my_work_pages_through_cases_soonest_due_first(
     assert re.findall(r'<td><a href="/cases/([^"]+)">', searched.text) == [opened[1]]
     by_stage = await employee.get("/?view=raised&stage=sac_review")
     assert "Raised by me: 0 cases" in by_stage.text
+
+
+async def test_a_referrals_subject_sees_its_outline_and_may_still_appeal(
+    browser_factory: Open, services: Services
+) -> None:
+    add_people(services.sessions)
+    hr = await as_person(browser_factory, "hr@dwp.gov.uk")
+    types = await hr.get("/cases/new")
+    assert "/cases/new/disciplinary_referral" in types.text  # HR may open referrals
+    await hr.get("/cases/new/disciplinary_referral")
+    referral = {
+        "subject": EMPLOYEE,
+        "breach": "Posted confidential <b>case notes</b>",
+        "policy_sections": "6.1, 6.2",
+        "criminal_consideration": "no",
+    }
+    opened = await hr.post("/cases/new/disciplinary_referral", referral)
+    assert opened.status_code == 303, opened.text
+    case_id = opened.headers["location"].removeprefix("/cases/")
+    steps = (
+        ("accept", {"caseworker": "hr@dwp.gov.uk"}),
+        ("schedule_hearing", {"on": "2026-12-01"}),
+        ("record_outcome", {"outcome": "first_written_warning", "reason": "Admitted"}),
+    )
+    for action, fields in steps:
+        assert (await act(hr, case_id, action, **fields)).status_code == 303, action
+
+    subject = await as_person(browser_factory, EMPLOYEE)
+    page = await subject.get(f"/cases/{case_id}")
+    assert "You see only its outline" in page.text
+    for hidden in ("case notes", "Admitted", "hr@dwp.gov.uk", "Timeline", "6.1, 6.2"):
+        assert hidden not in page.text, hidden
+    assert f'action="/cases/{case_id}/actions/appeal"' in page.text
+    appealed = await act(subject, case_id, "appeal", grounds="The notes were public")
+    assert appealed.status_code == 303
+    after = await subject.get(f"/cases/{case_id}")
+    assert "Appeal: done" in flash_of(after) and "The notes were public" not in after.text
+
+    whole = await hr.get(f"/cases/{case_id}")
+    assert "The notes were public" in whole.text
+    assert "Posted confidential &lt;b&gt;case notes&lt;/b&gt;" in whole.text
