@@ -8,6 +8,10 @@ Ctrl-C or SIGTERM stops it all, the dev server last, and exits 0.
 `worker` and `web` are one part each, as a deployment runs them; without
 CASEWORK_TEMPORAL_ADDRESS they find the dev server of a `casework up` on
 CASEWORK_TEMPORAL_DEV_PORT.
+
+Each command first sets up what an operator watches (`_observed`): logs in
+CASEWORK_LOG_FORMAT, tracing when OTEL_EXPORTER_OTLP_ENDPOINT is set, and for a
+worker the Temporal SDK's metrics on CASEWORK_METRICS_PORT (docs/DEPLOY.md).
 """
 
 from __future__ import annotations
