@@ -49,6 +49,10 @@ PASSTHROUGH = (
     "workflows.referral_types",
     "workflows.investigation_types",
     "workflows.exception_types",
+    # The engine every case workflow builds on: re-imported for each new run it cost
+    # ~4 ms CPU per case (bench/RESULTS.md). Outside the sandbox its clock and I/O calls
+    # are not caught at run time, so tests/workflows/test_passthrough.py checks them.
+    "workflows.engine",
 )
 
 

@@ -73,9 +73,16 @@ class RenderedMail:
 
 
 def make_template_env(path: Path | None = None) -> jinja2.Environment:
-    """The Jinja environment for emails: HTML autoescaped, undefined names fatal."""
+    """The Jinja environment for emails: HTML autoescaped, undefined names fatal.
+
+    Each template is compiled once, on first use, and kept: templates ship with the code,
+    so a worker does not look at the files again (three stat calls a mail) to see whether
+    they changed. A template edit takes a restart, as a code edit does.
+    """
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(path or TEMPLATES_DIR),
+        auto_reload=False,
+        cache_size=-1,  # every template kept: there are 3 per mail kind
         autoescape=jinja2.select_autoescape(
             enabled_extensions=("html",), disabled_extensions=("txt",), default=True
         ),
