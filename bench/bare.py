@@ -51,14 +51,24 @@ class Plan:
 
 
 class BareActivities:
-    """No-op activities; a name each, so a history reads like Casework's."""
+    """No-op activities; a name each, so a history reads like Casework's.
+
+    `on_done`, if given, is called as each one finishes (a bench counting them from
+    another process)."""
+
+    def __init__(self, on_done: Callable[[], None] | None = None) -> None:
+        self._on_done = on_done
 
     @activity.defn(name="bare_local")
     async def local(self, n: int) -> int:
+        if self._on_done:
+            self._on_done()
         return n
 
     @activity.defn(name="bare_activity")
     async def activity(self, n: int) -> int:
+        if self._on_done:
+            self._on_done()
         return n
 
 
@@ -121,3 +131,35 @@ class BareCase:
             await workflow.execute_activity(
                 "bare_activity", n, result_type=int, start_to_close_timeout=ACTIVITY_TIMEOUT
             )
+
+
+async def serve(address: str, task_queue: str, namespace: str = "default") -> None:
+    """A bare worker until SIGTERM or Ctrl-C: the bare side of a bench that runs each
+    side's worker in a process of its own (bench.latency). Writes a line to stdout as
+    each activity finishes, so that bench knows when a case's background work is done."""
+    import signal
+    import sys
+
+    from temporalio.client import Client
+    from temporalio.worker import Worker
+
+    def done() -> None:
+        sys.stdout.write("a\n")
+        sys.stdout.flush()
+
+    client = await Client.connect(address, namespace=namespace)
+    noop = BareActivities(done)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    async with Worker(
+        client, task_queue=task_queue, workflows=[BareCase], activities=[noop.local, noop.activity]
+    ):
+        await stop.wait()
+
+
+if __name__ == "__main__":
+    import sys
+
+    asyncio.run(serve(sys.argv[1], sys.argv[2]))

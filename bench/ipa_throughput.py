@@ -371,11 +371,14 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--latency-cases", type=int, default=50, help="cases per side, one user")
     p.add_argument("--warmup", type=int, default=20, help="untimed cases per side first")
     p.add_argument("--db", choices=("sqlite", "postgresql"), default="sqlite")
+    p.add_argument("--quick", action="store_true", help="fewer cases: 60 / 20 / 10")
     return p
 
 
 def main(argv: list[str] | None = None) -> None:
     args = parser().parse_args(argv)
+    if args.quick:
+        args.cases, args.latency_cases, args.warmup = 60, 20, 10
     if min(args.cases, args.concurrency, args.latency_cases, args.warmup) < 1:
         raise SystemExit("--cases, --concurrency, --latency-cases and --warmup must be 1 or more")
     print(machine())

