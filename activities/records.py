@@ -10,7 +10,7 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Protocol, TypeVar
 
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, func, or_, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 from temporalio import activity
@@ -126,17 +126,17 @@ def append_events(session: Session, case_id: str, events: Sequence[EventIn]) -> 
         return []
     _lock_case(session, case_id)
     keys = {e.key for e in events}
-    stored = set(
-        session.scalars(
-            select(CaseEvent.key).where(CaseEvent.case_id == case_id, CaseEvent.key.in_(keys))
+    # One round trip, while the case is locked: the events already stored under these
+    # keys, and the last event of the chain (both indexed by their unique constraints).
+    last_seq = select(func.max(CaseEvent.seq)).where(CaseEvent.case_id == case_id)
+    rows = session.execute(
+        select(CaseEvent.seq, CaseEvent.hash, CaseEvent.key).where(
+            CaseEvent.case_id == case_id,
+            or_(CaseEvent.key.in_(keys), CaseEvent.seq == last_seq.scalar_subquery()),
         )
-    )
-    last = session.execute(
-        select(CaseEvent.seq, CaseEvent.hash)
-        .where(CaseEvent.case_id == case_id)
-        .order_by(CaseEvent.seq.desc())
-        .limit(1)
-    ).first()
+    ).all()
+    stored = {row.key for row in rows if row.key in keys}
+    last = max(rows, key=lambda row: row.seq, default=None)
     seq, prev_hash = (last.seq, last.hash) if last is not None else (0, GENESIS_HASH)
 
     appended: list[CaseEvent] = []
