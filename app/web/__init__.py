@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import inspect
+import logging
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,7 @@ from app.web.session import SessionMiddleware, SignInRequired, signed_in
 STATIC_DIR = Path(__file__).with_name("static")
 API_PREFIXES = ("/api/", "/healthz", "/openapi.json", "/docs", "/redoc")
 
+log = logging.getLogger(__name__)
 pages_router = APIRouter(include_in_schema=False)
 
 Handler = Callable[[Request, Any], Response | Awaitable[Response]]
@@ -65,6 +67,7 @@ async def _page_error(request: Request, exc: Exception) -> Response:
         return await _error_page(request, exc.status_code, detail)
     if isinstance(exc, RequestValidationError):
         return await _error_page(request, 400, "The address or form was not understood.")
+    log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return await _error_page(request, 500, "Something went wrong; the server log has the details.")
 
 

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from dataclasses import replace
 from typing import cast
 
 import httpx
+import pytest
 
+from app.api import create_app
 from app.auth import issue_token, revoke_token
 from app.bootstrap import Services
 from app.settings import Settings
@@ -178,3 +181,33 @@ async def test_revoking_the_token_signs_its_sessions_out(offline_browser: Browse
     with offline_browser.sessions.begin() as session:
         assert revoke_token(session, token)
     assert (await offline_browser.get("/")).status_code == 303
+
+
+async def test_an_unexpected_failure_is_a_page_and_a_log_line(
+    offline_services: Services, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Temporal failing (here: a client that fails any call) is no refusal: the person
+    gets a plain 500 page, the log the traceback."""
+    app = create_app(lambda: nullcontext(offline_services))
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=transport, base_url="http://casework.test") as client,
+    ):
+        browser = Browser(client, offline_services.sessions)
+        await browser.sign_in(EMPLOYEE)
+        await browser.get("/cases/new/ipa_approval")
+        form = {
+            "account_kind": "official",
+            "platform": "X",
+            "handle": "@dwp",
+            "justification": "News",
+            "device": "dwp_managed",
+            "contact_email": "press@example.com",
+        }
+        page = await browser.post("/cases/new/ipa_approval", form)
+    assert page.status_code == 500 and page.headers["content-type"].startswith("text/html")
+    assert "the server log has the details" in page.text
+    assert any(
+        "unhandled error on POST /cases/new/ipa_approval" in r.message for r in caplog.records
+    )
