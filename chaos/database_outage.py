@@ -52,7 +52,7 @@ async def _lifecycles_under(
 
 
 async def run_postgres(form: Form, report: Report) -> None:
-    cases, people = form.pick(short=16, long=80), form.pick(short=8, long=16)
+    cases, people = form.pick(short=12, long=80), form.pick(short=6, long=16)
     outages, down = form.pick(short=1, long=3), form.pick(short=15, long=40)
     rng = form.rng(POSTGRES)
     async with stack(POSTGRES, database="postgresql", proxied=True, workers=2) as s:
@@ -93,7 +93,7 @@ def _hold_exclusive(path: str, seconds: float, held: threading.Event) -> None:
 
 
 async def run_sqlite(form: Form, report: Report) -> None:
-    cases, people = form.pick(short=16, long=80), form.pick(short=8, long=16)
+    cases, people = form.pick(short=12, long=80), form.pick(short=6, long=16)
     locks, hold = form.pick(short=1, long=3), form.pick(short=30, long=40)
     rng: random.Random = form.rng(SQLITE)
     async with stack(SQLITE, database="sqlite", workers=2) as s:

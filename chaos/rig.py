@@ -10,8 +10,10 @@ Everything lives in a temporary directory and on free ports, and is stopped in a
 from __future__ import annotations
 
 import asyncio
+import base64
 import os
 import re
+import secrets
 import shutil
 import sys
 import tempfile
@@ -153,6 +155,8 @@ def _env(
         CASEWORK_SMTP_PORT=str(mail_port),
         CASEWORK_POLICY_FILE=str(policy),
         CASEWORK_TASK_QUEUE=TASK_QUEUE,
+        # Payloads encrypted as in production (app/codec.py), with a key of the run's own.
+        CASEWORK_PAYLOAD_KEYS=f"chaos:{base64.b64encode(secrets.token_bytes(32)).decode()}",
     )
     return env
 

@@ -20,7 +20,7 @@ NAME = "server-restart"
 
 
 async def run(form: Form, report: Report) -> None:
-    cases = form.pick(short=30, long=1000)
+    cases = form.pick(short=20, long=1000)
     margin, down = form.pick(short=15, long=30), form.pick(short=5, long=15)
     async with stack(NAME, workers=2) as s:
         opened = await open_with_timers(s, Driver(s), cases, margin, due_after=10)

@@ -21,7 +21,7 @@ NAME = "smtp-outage"
 
 
 async def run(form: Form, report: Report) -> None:
-    cases = form.pick(short=20, long=150)
+    cases = form.pick(short=12, long=150)
     margin, due_after = form.pick(short=10, long=20), 10
     async with stack(NAME, workers=2) as s:
         opened = await open_with_timers(s, Driver(s), cases, margin, due_after)
@@ -32,8 +32,12 @@ async def run(form: Form, report: Report) -> None:
         already = await chased(s, case_ids, "reminded")
         s.mail.stop()
         stopped = time.monotonic()
-        # Down until every escalation has fallen due, and a little longer.
-        await asyncio.sleep(margin + due_after + 5)
+        # Down until every escalation has fallen due (recorded before its mail is sent),
+        # and a little longer, so that retries are under way.
+        deadline = time.monotonic() + opened.longest_remind + due_after + 300
+        while await chased(s, case_ids, "escalated") < cases and time.monotonic() < deadline:
+            await asyncio.sleep(1.0)
+        await asyncio.sleep(5)
         fell_due = (await chased(s, case_ids, "reminded")) - already
         fell_due += await chased(s, case_ids, "escalated")
         during = len(s.mail.snapshot()) - before

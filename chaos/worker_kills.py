@@ -20,7 +20,7 @@ NAME = "worker-kills"
 
 
 async def run(form: Form, report: Report) -> None:
-    cases = form.pick(short=40, long=200)
+    cases = form.pick(short=30, long=200)
     people = form.pick(short=8, long=20)
     rng = form.rng(NAME)
     async with stack(NAME, workers=2) as s:
