@@ -83,7 +83,7 @@ def _form_page(
     )
 
 
-def _rules_type(case_type: str) -> str:
+def _known_type(case_type: str) -> str:
     if case_type not in CASE_TYPES:
         raise NotFound(f"type: there is no kind of case called {case_type!r}")
     return case_type
@@ -91,7 +91,7 @@ def _rules_type(case_type: str) -> str:
 
 @router.get("/cases/new/{case_type}")
 async def new_case_form(request: Request, me: Me, case_type: str) -> Response:
-    _rules_type(case_type)
+    _known_type(case_type)
     opener = service.OPENERS.get(case_type)
     refusal = opener(me, {}) if opener else None
     if refusal is not None:
@@ -101,7 +101,7 @@ async def new_case_form(request: Request, me: Me, case_type: str) -> Response:
 
 @router.post("/cases/new/{case_type}")
 async def open_case(request: Request, me: Me, case_type: str, form: Posted) -> Response:
-    rules = CASE_TYPES[_rules_type(case_type)]
+    rules = CASE_TYPES[_known_type(case_type)]
     details = from_form(rules.details, form)
     try:
         case = await service.open_case(

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 
 from app import service
@@ -60,7 +60,7 @@ async def my_work(
     request: Request,
     me: Me,
     view: str = "",
-    type: str = "",
+    case_type: Annotated[str, Query(alias="type")] = "",
     stage: str = "",
     status: str = "open",
     q: str = "",
@@ -71,7 +71,7 @@ async def my_work(
     tabs = tabs_for(me)
     page = max(page, 1)
     common: dict[str, Any] = {
-        "type": type or None,
+        "type": case_type or None,
         "stage": stage or None,
         "status": STATUSES.get(status, OPEN),
         "q": q.strip() or None,
@@ -94,7 +94,7 @@ async def my_work(
         limit=PAGE_SIZE,
         offset=(page - 1) * PAGE_SIZE,
     )
-    query = {"type": type, "stage": stage, "status": status, "q": q, "overdue": overdue}
+    query = {"type": case_type, "stage": stage, "status": status, "q": q, "overdue": overdue}
     kept = {k: v for k, v in query.items() if v}
 
     def link(**change: Any) -> str:
@@ -117,6 +117,6 @@ async def my_work(
         tab_links={t.key: "/?" + urlencode({**kept, "view": t.key}) for t in tabs},
         filters=query,
         types=list(CASE_TYPES),
-        stages=stage_choices(type or None),
+        stages=stage_choices(case_type or None),
         statuses=list(STATUSES),
     )

@@ -344,6 +344,12 @@ async def test_my_work_pages_through_cases_soonest_due_first(
     assert re.findall(r'<td><a href="/cases/([^"]+)">', searched.text) == [opened[1]]
     by_stage = await employee.get("/?view=raised&stage=sac_review")
     assert "Raised by me: 0 cases" in by_stage.text
+    by_type = await employee.get("/?view=raised&type=policy_exception&status=any")
+    assert "Raised by me: 0 cases" in by_type.text
+    assert '<option value="policy_exception" selected>' in by_type.text
+    assert "Raised by me: 3 cases" in (await employee.get("/?view=raised&type=ipa_approval")).text
+    unknown = await employee.get("/?type=nonsense")
+    assert unknown.status_code == 422 and "unknown case type" in unknown.text
 
 
 async def test_a_referrals_subject_sees_its_outline_and_may_still_appeal(
