@@ -76,6 +76,7 @@ __all__ = [
 ]
 
 DEFAULT_LIMIT, MAX_LIMIT = 50, 200
+MAX_OFFSET = 2**31 - 1
 SORTS = ("newest", "due")
 CLOSED_MESSAGE = "case is closed"
 MAX_ACTION = 40
@@ -207,8 +208,8 @@ async def list_cases(
         raise Invalid(f"status: must be {OPEN} or {CLOSED}")
     if not 1 <= limit <= MAX_LIMIT:
         raise Invalid(f"limit: must be between 1 and {MAX_LIMIT}")
-    if offset < 0:
-        raise Invalid("offset: must be 0 or more")
+    if not 0 <= offset <= MAX_OFFSET:  # past what a database integer holds is a 422, not a 500
+        raise Invalid(f"offset: must be between 0 and {MAX_OFFSET}")
     if sort not in SORTS:
         raise Invalid(f"sort: must be one of {', '.join(SORTS)}")
     f = CaseFilter(
