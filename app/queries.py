@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import ColumnElement, and_, case, false, func, null, or_, select, true
-from sqlalchemy.orm import aliased
 
 from app.views import partial_viewers
 from models import Case
@@ -90,8 +89,14 @@ def _names_sql(party: str, actor: Actor) -> ColumnElement[bool]:
     """The case names the actor as `party`. A subquery on that party's index
     (`models.cases.party_email`), so that a list reads only the list indexes, never
     each case's row, to decide who sees it: 100,000 cases in milliseconds."""
-    named = aliased(Case)
+    named = _NAMED.c
     return Case.id.in_(select(named.id).where(party_email(named.parties, party) == actor.email))
+
+
+# The cases table again, for `_names_sql`'s subqueries: a Core alias made once (an ORM
+# `aliased()` per call cost milliseconds per list), and not `cases`, which the
+# subquery would correlate to the outer query.
+_NAMED = Case.__table__.alias("named")
 
 
 def _any(whos: tuple[str, ...], actor: Actor, rules: CaseTypeRules) -> ColumnElement[bool]:
