@@ -79,6 +79,7 @@ async def test_openapi_documents_every_endpoint(offline_api: httpx.AsyncClient) 
         "/api/cases/{case_id}/actions",
         "/api/cases/{case_id}/events",
         "/api/cases/{case_id}/evidence",
+        "/api/cases/{case_id}/evidence/{sha256}",
         "/api/exports/cases",
         "/api/exports/events",
     }

@@ -1,20 +1,22 @@
-"""Building policy exceptions, and reading what they did, for workflow tests."""
+"""Building policy exceptions, and reading what they did, for workflow tests (the steps
+every type shares are in `tests.workflows.helpers`)."""
 
 from __future__ import annotations
 
 import uuid
 from datetime import UTC, date, datetime, time, timedelta
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine
-from sqlalchemy.orm import Session
 from temporalio.client import Client, WorkflowHandle
 
 from app.calendar import is_working_day
-from app.people import import_people
-from app.policy import Policy, parse_policy
-from models import Case
+from app.policy import Policy
+from tests.workflows import helpers
+from tests.workflows.helpers import act, shipped_policy
+from tests.workflows.helpers import row as row
+from tests.workflows.helpers import snapshot as snapshot
+from tests.workflows.helpers import start as start
 from tests.workflows.ipa_helpers import DETAILS as IPA_DETAILS
 from tests.workflows.ipa_helpers import (
     EMPLOYEE,
@@ -22,14 +24,12 @@ from tests.workflows.ipa_helpers import (
     OFFICER,
     PEOPLE,
     SAC_LEAD,
-    act,
     new_case,
-    shipped_policy,
 )
 from workflows import exception_types as pex
 from workflows import ipa_types as ipa
 from workflows.common import Actor, CaseInput, CaseSnapshot
-from workflows.registry import CASE_TYPES, OPENED_UPDATE, SNAPSHOT_QUERY
+from workflows.registry import OPENED_UPDATE
 
 # The IPA tests' people, and a second SAC lead: four eyes needs two.
 OFFICER2 = Actor("officer2@dwp.gov.uk", ["sac"])
@@ -47,14 +47,12 @@ DETAILS: dict[str, Any] = {
 
 
 def load_people(engine: Engine) -> None:
-    with Session(engine) as session, session.begin():
-        import_people(session, PEOPLE + MORE_PEOPLE)
+    helpers.load_people(engine, PEOPLE + MORE_PEOPLE)
 
 
 def exception_policy(**active: str) -> Policy:
     """The shipped policy; `active` overrides keys of the active stage (`expiry_notice`)."""
-    text = (Path(__file__).resolve().parents[2] / "app" / "default_policy.toml").read_text()
-    policy = parse_policy(text)
+    policy = shipped_policy()
     stages = policy.stages[pex.TYPE]
     stages[pex.AWAITING_INFO].remind = "P2D"
     stages[pex.AWAITING_INFO].extra["lapse"] = "P5D"
@@ -81,28 +79,6 @@ def new_exception(policy: Policy, *, requester: Actor = EMPLOYEE, **details: Any
     return CaseInput(case=case, policy=policy.for_case(pex.TYPE))
 
 
-async def start(
-    client: Client, task_queue: str, inp: CaseInput
-) -> tuple[WorkflowHandle[Any, Any], CaseSnapshot]:
-    """Start a case of any type and wait until its opening is recorded."""
-    handle = await client.start_workflow(
-        CASE_TYPES[inp.case.type].workflow,
-        inp,
-        id=inp.case.id,
-        task_queue=task_queue,
-        result_type=CaseSnapshot,
-    )
-    return handle, await handle.execute_update(OPENED_UPDATE, result_type=CaseSnapshot)
-
-
-def row(engine: Engine, case_id: str) -> Case:
-    """The read model's row of a case."""
-    with Session(engine) as session:
-        found = session.get(Case, case_id)
-        assert found is not None, case_id
-        return found
-
-
 def working_days_before(end: datetime, n: int, region: str = "GB-ENG") -> datetime:
     """The same time as `end`, `n` working days before its date: counted one day at a time."""
     day: date = end.date()
@@ -111,11 +87,6 @@ def working_days_before(end: datetime, n: int, region: str = "GB-ENG") -> dateti
         while not is_working_day(day, region):
             day -= timedelta(days=1)
     return datetime.combine(day, time(end.hour, end.minute, end.second, end.microsecond), UTC)
-
-
-async def snapshot(handle: WorkflowHandle[Any, Any]) -> CaseSnapshot:
-    found: CaseSnapshot = await handle.query(SNAPSHOT_QUERY, result_type=CaseSnapshot)
-    return found
 
 
 async def to_decision(handle: WorkflowHandle[Any, Any], assessor: Actor = OFFICER2) -> CaseSnapshot:

@@ -1,22 +1,20 @@
-"""Building abuse investigations and the people around them for workflow tests."""
+"""Building abuse investigations and the people around them for workflow tests (the
+steps every type shares are in `tests.workflows.helpers`)."""
 
 from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine
-from sqlalchemy.orm import Session
-from temporalio.client import Client, WorkflowHandle
 
-from app.people import import_people
-from app.policy import Policy, parse_policy
-from tests.fixtures_temporal import eventually
+from app.policy import Policy
+from tests.workflows import helpers
+from tests.workflows.helpers import escalated as escalated
+from tests.workflows.helpers import start as start
 from workflows import investigation_types as abu
 from workflows.common import Actor, CaseInput, CaseSnapshot
-from workflows.registry import OPENED_UPDATE, SNAPSHOT_QUERY
 from workflows.rules import clean_fields, parties_from_details
 
 # The perpetrator is a manager: one target reports to them (so the welfare note passes
@@ -65,18 +63,12 @@ SHA = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
 
 
 def load_people(engine: Engine) -> None:
-    with Session(engine) as session, session.begin():
-        import_people(session, PEOPLE)
+    helpers.load_people(engine, PEOPLE)
 
 
 def policy(**stages: dict[str, str]) -> Policy:
     """The shipped policy, with investigation stages overridden (e.g. on short ISO durations)."""
-    text = (Path(__file__).resolve().parents[2] / "app" / "default_policy.toml").read_text()
-    shipped = parse_policy(text)
-    for stage, durations in stages.items():
-        for key, value in durations.items():
-            setattr(shipped.stages[abu.TYPE][stage], key, value)
-    return shipped
+    return helpers.policy_with(abu.TYPE, **stages)
 
 
 def fast_policy() -> Policy:
@@ -108,28 +100,3 @@ def new_investigation(shipped: Policy, *, reporter: Actor = REPORTER, **changes:
         confidential=True,
     )
     return CaseInput(case=case, policy=shipped.for_case(abu.TYPE))
-
-
-async def escalated(handle: WorkflowHandle[Any, Any], level: int) -> None:
-    """Wait for the open stage to have escalated `level` times: acting while the clock's
-    work is still under way can trip the time-skipping server."""
-
-    async def there() -> bool:
-        case = await handle.query(SNAPSHOT_QUERY, result_type=CaseSnapshot)
-        return case.escalation_level == level
-
-    await eventually(there)
-
-
-async def start(
-    client: Client, task_queue: str, inp: CaseInput
-) -> tuple[WorkflowHandle[Any, Any], CaseSnapshot]:
-    handle = await client.start_workflow(
-        abu.RULES.workflow,
-        inp,
-        id=inp.case.id,
-        task_queue=task_queue,
-        result_type=CaseSnapshot,
-    )
-    snapshot = await handle.execute_update(OPENED_UPDATE, result_type=CaseSnapshot)
-    return handle, snapshot

@@ -1,22 +1,23 @@
-"""Building IPA cases and people for workflow tests."""
+"""Building IPA cases and people for workflow tests (the steps every type shares are in
+`tests.workflows.helpers`, also importable from here)."""
 
 from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, select
-from sqlalchemy.orm import Session
-from temporalio.client import Client, WorkflowHandle
+from sqlalchemy import Engine
 
-from app.people import import_people
-from app.policy import Policy, load_policy, parse_policy
-from models import CaseEvent
+from app.policy import Policy
+from tests.workflows import helpers
+from tests.workflows.helpers import act as act
+from tests.workflows.helpers import event_kinds as event_kinds
+from tests.workflows.helpers import events as events
+from tests.workflows.helpers import shipped_policy as shipped_policy
+from tests.workflows.helpers import start as start
 from workflows import ipa_types
-from workflows.common import ActionRequest, Actor, CaseInput, CaseSnapshot
-from workflows.registry import ACT_UPDATE, OPENED_UPDATE
+from workflows.common import Actor, CaseInput, CaseSnapshot
 
 PEOPLE = """email,name,manager_email,roles
 ceo@dwp.gov.uk,Chief Executive,,
@@ -46,18 +47,12 @@ DETAILS: dict[str, Any] = {
 
 
 def load_people(engine: Engine) -> None:
-    with Session(engine) as session, session.begin():
-        import_people(session, PEOPLE)
-
-
-def shipped_policy() -> Policy:
-    return load_policy(Path(__file__).resolve().parents[2] / "app" / "default_policy.toml")
+    helpers.load_people(engine, PEOPLE)
 
 
 def fast_policy(**overrides: str) -> Policy:
     """The shipped policy with IPA stages on short ISO durations, for escalation tests."""
-    text = (Path(__file__).resolve().parents[2] / "app" / "default_policy.toml").read_text()
-    policy = parse_policy(text)
+    policy = shipped_policy()
     stage = policy.stages["ipa_approval"]
     stage["manager_endorsement"].sla = overrides.get("sla", "PT1H")
     stage["manager_endorsement"].remind = overrides.get("remind", "PT30M")
@@ -90,46 +85,3 @@ def new_case(
         policy_version=policy.version,
     )
     return CaseInput(case=case, policy=policy.for_case(ipa_types.TYPE))
-
-
-async def start(
-    client: Client, task_queue: str, inp: CaseInput
-) -> tuple[WorkflowHandle[Any, Any], CaseSnapshot]:
-    handle = await client.start_workflow(
-        ipa_types.RULES.workflow,
-        inp,
-        id=inp.case.id,
-        task_queue=task_queue,
-        result_type=CaseSnapshot,
-    )
-    snapshot = await handle.execute_update(OPENED_UPDATE, result_type=CaseSnapshot)
-    return handle, snapshot
-
-
-async def act(
-    handle: WorkflowHandle[Any, Any], actor: Actor, action: str, **fields: Any
-) -> CaseSnapshot:
-    return await handle.execute_update(
-        ACT_UPDATE, ActionRequest(action, actor, fields), result_type=CaseSnapshot
-    )
-
-
-def event_kinds(engine: Engine, case_id: str, *, mail: bool = False) -> list[str]:
-    """The case's event kinds in order; `emailed` ones (sent in the background) only
-    when asked for."""
-    with Session(engine) as session:
-        rows = session.scalars(
-            select(CaseEvent.kind).where(CaseEvent.case_id == case_id).order_by(CaseEvent.seq)
-        )
-        return [k for k in rows if mail or k != "emailed"]
-
-
-def events(engine: Engine, case_id: str, kind: str) -> list[CaseEvent]:
-    with Session(engine) as session:
-        return list(
-            session.scalars(
-                select(CaseEvent)
-                .where(CaseEvent.case_id == case_id, CaseEvent.kind == kind)
-                .order_by(CaseEvent.seq)
-            )
-        )

@@ -1,21 +1,19 @@
-"""Building disciplinary referrals and the people around them for workflow tests."""
+"""Building disciplinary referrals and the people around them for workflow tests (the
+steps every type shares are in `tests.workflows.helpers`)."""
 
 from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine
-from sqlalchemy.orm import Session
-from temporalio.client import Client, WorkflowHandle
 
-from app.people import import_people
-from app.policy import Policy, parse_policy
+from app.policy import Policy
+from tests.workflows import helpers
+from tests.workflows.helpers import start as start
 from workflows import referral_types as dis
 from workflows.common import Actor, CaseInput, CaseSnapshot
-from workflows.registry import OPENED_UPDATE
 
 # The caseworker reports to the subject (a senior manager under referral): the
 # subject sits in the escalation chain of the hearing, and must be passed over.
@@ -53,18 +51,12 @@ DETAILS: dict[str, Any] = {
 
 
 def load_people(engine: Engine) -> None:
-    with Session(engine) as session, session.begin():
-        import_people(session, PEOPLE)
+    helpers.load_people(engine, PEOPLE)
 
 
 def policy(**stages: dict[str, str]) -> Policy:
     """The shipped policy, with referral stages overridden (e.g. on short ISO durations)."""
-    text = (Path(__file__).resolve().parents[2] / "app" / "default_policy.toml").read_text()
-    shipped = parse_policy(text)
-    for stage, durations in stages.items():
-        for key, value in durations.items():
-            setattr(shipped.stages[dis.TYPE][stage], key, value)
-    return shipped
+    return helpers.policy_with(dis.TYPE, **stages)
 
 
 def fast_policy() -> Policy:
@@ -107,17 +99,3 @@ def new_referral(
         confidential=True,
     )
     return CaseInput(case=case, policy=shipped.for_case(dis.TYPE))
-
-
-async def start(
-    client: Client, task_queue: str, inp: CaseInput
-) -> tuple[WorkflowHandle[Any, Any], CaseSnapshot]:
-    handle = await client.start_workflow(
-        dis.RULES.workflow,
-        inp,
-        id=inp.case.id,
-        task_queue=task_queue,
-        result_type=CaseSnapshot,
-    )
-    snapshot = await handle.execute_update(OPENED_UPDATE, result_type=CaseSnapshot)
-    return handle, snapshot

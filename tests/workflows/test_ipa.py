@@ -8,28 +8,29 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
-from temporalio.client import WorkflowUpdateFailedError
-from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from app.audit import verify
 from app.calendar import add_duration
 from tests.fixtures_temporal import SmtpSink, eventually
+from tests.workflows.helpers import (
+    act,
+    event_kinds,
+    events,
+    refused_changing_nothing,
+    shipped_policy,
+    start,
+)
 from tests.workflows.ipa_helpers import (
     ADMIN,
     EMPLOYEE,
     MANAGER,
     OFFICER,
     SAC_LEAD,
-    act,
-    event_kinds,
-    events,
     fast_policy,
     load_people,
     new_case,
-    shipped_policy,
-    start,
 )
 from workflows import ipa_types as ipa
 from workflows.common import CaseSnapshot
@@ -38,14 +39,6 @@ from workflows.common import CaseSnapshot
 @pytest.fixture(autouse=True)
 def people(engine: Engine) -> None:
     load_people(engine)
-
-
-async def refusal(coro: object) -> ApplicationError:
-    with pytest.raises(WorkflowUpdateFailedError) as info:
-        await coro  # type: ignore[misc]
-    cause = info.value.cause
-    assert isinstance(cause, ApplicationError)
-    return cause
 
 
 async def test_whole_life_of_an_ipa_with_a_year_of_attestation(
@@ -188,15 +181,9 @@ async def test_refused_actions_name_the_reason_and_change_nothing(
     fields: dict[str, object],
     code: str,
 ) -> None:
-    handle, case = await start(
-        time_skipping_env.client, worker.task_queue, new_case(shipped_policy())
-    )
-    before = event_kinds(engine, case.id)
-    error = await refusal(act(handle, actor, action, **fields))  # type: ignore[arg-type]
+    handle, _ = await start(time_skipping_env.client, worker.task_queue, new_case(shipped_policy()))
+    error = await refused_changing_nothing(engine, handle, actor, action, **fields)  # type: ignore[arg-type]
     assert error.type == code
-    assert error.message
-    after: CaseSnapshot = await handle.query("snapshot", result_type=CaseSnapshot)
-    assert after.stage == case.stage and event_kinds(engine, case.id) == before
 
 
 async def test_the_sac_lead_may_reassign_and_anyone_who_sees_it_may_comment(
