@@ -12,9 +12,9 @@ as it is: histories written before encryption was switched on still read.
 With no key configured and no `CASEWORK_TEMPORAL_ADDRESS` (the embedded dev server
 of `casework up`), a key is generated once into the data directory (mode 0600), so
 a developer's histories are encrypted too. With an external cluster and no key,
-Casework warns loudly on every connect and sends plaintext: it does not refuse, so
-that a deployment upgraded to this version keeps running while its operators
-choose and distribute a key.
+`casework up`, `worker` and `web` warn loudly at every start and send plaintext: they
+do not refuse, so that a deployment upgraded to this version keeps running while its
+operators choose and distribute a key.
 """
 
 from __future__ import annotations

@@ -38,7 +38,7 @@ from app.mailcatcher import MailCatcher
 from app.metrics import sdk_runtime
 from app.policy import load_policy
 from app.settings import Settings
-from app.temporal import cluster_address
+from app.temporal import cluster_address, plaintext_warning
 from worker import build_worker
 
 # ---- signals, and stopping the parts in order --------------------------------------------
@@ -170,6 +170,8 @@ async def _observed(
     # `up` prints its own banner on a terminal: only warnings, unless logs go to a collector.
     text_and_quiet = quiet and settings.log_format == "text"
     logs.configure(settings.log_format, level=logging.WARNING if text_and_quiet else logging.INFO)
+    if (plaintext := plaintext_warning(settings)) is not None:
+        say(plaintext)  # loud, and at every start: see app.codec for why not a refusal
     tracing.setup(service)
     if sdk_metrics and sdk_runtime(settings) is not None:
         say(f"Temporal SDK metrics on port {settings.metrics_port} (/metrics)")

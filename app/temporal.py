@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -16,8 +15,6 @@ from app import tracing
 from app.codec import AesGcmCodec, embedded_keys
 from app.errors import Unavailable
 from app.settings import Settings
-
-log = logging.getLogger(__name__)
 
 
 def tls_config(settings: Settings) -> TLSConfig | bool:
@@ -41,18 +38,27 @@ def cluster_address(settings: Settings) -> str:
 
 def payload_codec(settings: Settings) -> AesGcmCodec | None:
     """The configured keys; the embedded stack's own key; or, for an external cluster
-    with no key, None after a loud warning (app.codec says why it does not refuse)."""
+    with no key, None: plaintext (`plaintext_warning` says so; app.codec says why)."""
     if settings.payload_keys:
         return AesGcmCodec(settings.payload_keys)
     if settings.temporal_address is None:
         return AesGcmCodec(embedded_keys(settings.data_dir))
-    log.warning(
-        "CASEWORK_PAYLOAD_KEYS is not set: case details, evidence and notes go to Temporal "
-        "at %s in PLAINTEXT, readable by whoever operates it. Set CASEWORK_PAYLOAD_KEYS "
-        "(README, Security) on every worker, web and CLI process.",
-        settings.temporal_address,
-    )
     return None
+
+
+def plaintext_warning(settings: Settings) -> str | None:
+    """What the serving commands say at start-up when payloads go out unencrypted.
+
+    Said by `up`, `worker` and `web` (which run a deployment), not by each short CLI
+    command, whose stderr is one line by contract.
+    """
+    if settings.payload_keys or settings.temporal_address is None:
+        return None
+    return (
+        f"WARNING: CASEWORK_PAYLOAD_KEYS is not set: case details, evidence and notes go "
+        f"to Temporal at {settings.temporal_address} in PLAINTEXT, readable by whoever "
+        "operates it; set CASEWORK_PAYLOAD_KEYS (README, Security) on every process"
+    )
 
 
 def data_converter(settings: Settings) -> DataConverter:

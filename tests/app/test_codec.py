@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import dataclasses
-import logging
 import stat
 import uuid
 from collections.abc import AsyncIterator
@@ -35,7 +34,7 @@ from app.codec import (
 from app.db import session_factory
 from app.policy import load_policy
 from app.settings import Settings, SettingsError
-from app.temporal import payload_codec
+from app.temporal import payload_codec, plaintext_warning
 from tests.app.conftest import start_numbering_afresh
 from tests.app.investigations import INVESTIGATOR, SECRET_WORD, add_people, open_investigation
 from tests.fixtures_temporal import SmtpSink, make_settings
@@ -317,12 +316,15 @@ def test_configured_keys_win_over_the_data_directory(
 
 
 def test_an_external_cluster_without_a_key_is_warned_about(
-    tmp_path: Path, smtp_sink: tuple[SmtpSink, int], caplog: pytest.LogCaptureFixture
+    tmp_path: Path, smtp_sink: tuple[SmtpSink, int]
 ) -> None:
     settings = make_settings(
         tmp_path, "sqlite://", smtp_sink[1], CASEWORK_TEMPORAL_ADDRESS="temporal.example:7233"
     )
-    with caplog.at_level(logging.WARNING, logger="app.temporal"):
-        assert payload_codec(settings) is None
-    assert "PLAINTEXT" in caplog.text and "temporal.example:7233" in caplog.text
+    assert payload_codec(settings) is None
+    warning = plaintext_warning(settings)
+    assert warning is not None and "PLAINTEXT" in warning and "temporal.example:7233" in warning
     assert not (tmp_path / KEY_FILE).exists()
+    keyed = dataclasses.replace(settings, payload_keys=(NEW,))
+    assert plaintext_warning(keyed) is None
+    assert plaintext_warning(dataclasses.replace(settings, temporal_address=None)) is None
