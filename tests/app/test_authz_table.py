@@ -1,0 +1,336 @@
+"""One authorisation table, role x action x stage x confidentiality, driving every API
+endpoint and CLI command on real cases (time-skipping Temporal, real worker).
+
+The table is the hand-written one the rules tests check the rules against
+(`tests/workflows/test_*_rules.py`: who may take which action in which stage, who
+sees a confidential case how); here each cell is asked of the surfaces people use:
+
+- the API: `GET /api/cases/{id}` (seen whole, in outline, or 404; its `actions` are
+  exactly the table's), `GET /api/cases` (listed or not), `GET .../events` (200, 403,
+  404) and `POST .../actions` with every action the person may NOT take (404 for a case
+  hidden from them, 409 when nobody may take it in this stage, else 403);
+- the CLI: `casework cases show`, `list` and `act` as that person, answering what the
+  API answers, word for word.
+
+Allowed actions are not taken here (they would move the case); the driver takes one
+per stage, through the service layer, as the person the table says may. A new surface
+(a page) is one more entry in SURFACES: a function observing one person on one case,
+and the answer the table says it owes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy.orm import Session, sessionmaker
+from temporalio.client import Client
+
+from app import service
+from app.bootstrap import Services
+from app.cli import main
+from app.people import import_people
+from tests.app.investigations import DETAILS as ABU_DETAILS
+from tests.app.investigations import bearer, http_client
+from tests.workflows import test_investigation_rules as abu_table
+from tests.workflows import test_ipa_rules as ipa_table
+from workflows import investigation_types as abu
+from workflows import ipa_types as ipa
+from workflows.common import Actor
+from workflows.rules import CaseTypeRules
+
+
+@dataclass(frozen=True)
+class Table:
+    """One case type's rows: who sees it how, and who may take what in each stage."""
+
+    rules: CaseTypeRules
+    people: dict[str, Actor]
+    actions: dict[str, dict[str, set[str]]]  # stage -> person -> actions
+    default: Callable[[str], set[str]]  # a person a stage's row does not name
+    views: dict[str, str | None]  # person -> "whole" | "partial" | None (404)
+    # Where a stage changes how someone sees the case: stage -> person -> view.
+    stage_views: dict[str, dict[str, str | None]] = field(default_factory=dict)
+
+    def view(self, stage: str, person: str) -> str | None:
+        return self.stage_views.get(stage, {}).get(person, self.views[person])
+
+    def may(self, stage: str, person: str) -> set[str]:
+        return self.actions[stage].get(person, self.default(person))
+
+    def anyone_may(self, stage: str, action: str) -> bool:
+        return any(action in self.may(stage, p) for p in self.people)
+
+
+TABLES = {
+    "ipa_approval": Table(
+        ipa.RULES,
+        ipa_table.PEOPLE,
+        ipa_table.EXPECTED,
+        lambda p: set() if p == "auditor" else {"comment"},
+        dict.fromkeys(ipa_table.PEOPLE, "whole"),  # not confidential
+    ),
+    "abuse_investigation": Table(
+        abu.RULES,
+        abu_table.PEOPLE,
+        abu_table.EXPECTED,
+        lambda p: set(),
+        abu_table.VIEWS,  # confidential
+        # Before they are appointed, the investigator-to-be is anyone else.
+        {abu.TRIAGE: {"investigator": None}},
+    ),
+}
+MANAGERS = {
+    "employee@dwp.gov.uk": "manager@dwp.gov.uk",
+    "reporter@dwp.gov.uk": "manager@dwp.gov.uk",
+}
+
+
+def use_directory_of(sessions: sessionmaker[Session], table: Table) -> None:
+    """The directory holds the table's people with the table's roles (roles are read
+    from the directory at every request)."""
+    rows = ["email,name,manager_email,roles"]
+    for name, actor in table.people.items():
+        manager = MANAGERS.get(actor.email, "")
+        rows.append(f"{actor.email},{name.title()},{manager},{';'.join(actor.roles)}")
+    with sessions.begin() as session:
+        import_people(session, "\n".join(rows) + "\n")
+
+
+# ---- what each surface owes a person, from the table -------------------------------------
+
+
+def post_status(table: Table, stage: str, person: str, action: str) -> int:
+    if table.view(stage, person) is None:
+        return 404
+    return 403 if table.anyone_may(stage, action) else 409
+
+
+@dataclass
+class Probe:
+    """The API and the CLI, as any person."""
+
+    api: httpx.AsyncClient
+    auth: dict[str, dict[str, str]]  # email -> Authorization header
+    tmp: Path
+
+    async def get(self, email: str, path: str, **params: Any) -> httpx.Response:
+        return await self.api.get(path, headers=self.auth[email], params=params)
+
+    async def post(self, email: str, case_id: str, action: str) -> httpx.Response:
+        body = {"action": action}
+        return await self.api.post(
+            f"/api/cases/{case_id}/actions", json=body, headers=self.auth[email]
+        )
+
+    async def cli(self, *argv: str) -> tuple[int, str, str]:
+        out, err = self.tmp / "out", self.tmp / "err"
+        # In a thread: `main` runs its own event loop, and the worker needs this one.
+        code = await asyncio.to_thread(_run_cli, list(argv), out, err)
+        return code, out.read_text(), err.read_text()
+
+
+def _run_cli(argv: list[str], out: Path, err: Path) -> int:
+    import contextlib
+
+    with (
+        out.open("w") as o,
+        err.open("w") as e,
+        contextlib.redirect_stdout(o),
+        contextlib.redirect_stderr(e),
+    ):
+        return main(argv)
+
+
+Observed = dict[tuple[str, ...], Any]
+
+
+async def observe_api(
+    probe: Probe, table: Table, stage: str, case_id: str
+) -> tuple[Observed, Observed]:
+    """(what the table says, what the API answered) for every person and endpoint."""
+    want: Observed = {}
+    got: Observed = {}
+    for person, actor in table.people.items():
+        email, view = actor.email, table.view(stage, person)
+        allowed = table.may(stage, person)
+        response = await probe.get(email, f"/api/cases/{case_id}")
+        want[person, "get"] = (200, sorted(allowed)) if view else (404, None)
+        body = response.json()
+        got[person, "get"] = (
+            response.status_code,
+            sorted(body["actions"]) if response.status_code == 200 else None,
+        )
+        listed = (await probe.get(email, "/api/cases", q=case_id)).json()
+        want[person, "list"] = [case_id] if view else []
+        got[person, "list"] = [c["id"] for c in listed["items"]]
+        events = await probe.get(email, f"/api/cases/{case_id}/events")
+        want[person, "events"] = {"whole": 200, "partial": 403, None: 404}[view]
+        got[person, "events"] = events.status_code
+        for action in table.rules.by_name:
+            if action in allowed:
+                continue
+            answer = await probe.post(email, case_id, action)
+            want[person, "act", action] = post_status(table, stage, person, action)
+            got[person, "act", action] = answer.status_code
+    return want, got
+
+
+async def observe_cli(
+    probe: Probe, table: Table, stage: str, case_id: str
+) -> tuple[Observed, Observed]:
+    """The CLI as every person: `show`, `list`, and `act` with every action they may not
+    take, each refusal word for word the API's."""
+    empty = probe.tmp / "empty.json"
+    empty.write_text("{}")
+    want: Observed = {}
+    got: Observed = {}
+    for person, actor in table.people.items():
+        email, view = actor.email, table.view(stage, person)
+        allowed = table.may(stage, person)
+        code, out, err = await probe.cli("cases", "show", case_id, "--as", email)
+        want[person, "show"] = (
+            (0, sorted(allowed)) if view else (1, f"casework: case: no such case {case_id}\n")
+        )
+        got[person, "show"] = (
+            (code, sorted(json.loads(out)["actions"])) if code == 0 else (code, err)
+        )
+        code, out, _ = await probe.cli("cases", "list", "--q", case_id, "--as", email)
+        want[person, "list"] = [case_id] if view else []
+        got[person, "list"] = [c["id"] for c in json.loads(out)["items"]] if code == 0 else code
+        for action in table.rules.by_name:
+            if action in allowed:
+                continue
+            api = (await probe.post(email, case_id, action)).json()["error"]["message"]
+            code, out, err = await probe.cli(
+                "cases", "act", case_id, action, "--json", str(empty), "--as", email
+            )
+            want[person, "act", action] = (1, f"casework: {api}\n")
+            got[person, "act", action] = (code, err)
+    return want, got
+
+
+# ---- the cases, driven stage by stage ----------------------------------------------------
+
+Step = Callable[[Services, str], Awaitable[None]]
+
+
+def act_as(table: Table, person: str, action: str, **fields: Any) -> Step:
+    async def step(svc: Services, case_id: str) -> None:
+        await service.act(
+            svc, actor=table.people[person], case_id=case_id, action=action, fields=fields
+        )
+
+    return step
+
+
+IPA, ABU = TABLES["ipa_approval"], TABLES["abuse_investigation"]
+IPA_DETAILS = {
+    "account_kind": "individual_professional",
+    "platform": "LinkedIn",
+    "handle": "@employee",
+    "justification": "Recruitment events",
+    "device": "dwp_managed",
+    "contact_email": "employee@example.com",
+}
+# Per case type: who opens it with what, then (step into the stage, the stage) in order.
+JOURNEYS: dict[str, tuple[str, dict[str, Any], list[tuple[Step | None, str]]]] = {
+    "ipa_approval": (
+        "requester",
+        IPA_DETAILS,
+        [
+            (None, ipa.MANAGER_ENDORSEMENT),
+            (act_as(IPA, "manager", "endorse"), ipa.SAC_REVIEW),
+            (act_as(IPA, "sac", "request_info", question="Which events?"), ipa.AWAITING_INFO),
+            (act_as(IPA, "requester", "provide_info", answer="Fairs"), ipa.SAC_REVIEW),
+            (act_as(IPA, "sac", "approve"), ipa.ACTIVE),
+        ],
+    ),
+    "abuse_investigation": (
+        "reporter",
+        ABU_DETAILS,
+        [
+            (None, abu.TRIAGE),
+            (
+                act_as(ABU, "sirt_lead", "assign", investigator="investigator@dwp.gov.uk"),
+                abu.INVESTIGATION,
+            ),
+            (
+                act_as(
+                    ABU,
+                    "investigator",
+                    "conclude",
+                    finding="unsubstantiated",
+                    summary="No",
+                    refer=False,
+                ),
+                abu.REVIEW,
+            ),
+        ],
+    ),
+}
+# The stage at which the CLI is asked too (each CLI call starts a process's worth of set-up).
+CLI_STAGE = {"ipa_approval": ipa.SAC_REVIEW, "abuse_investigation": abu.INVESTIGATION}
+
+
+@pytest.mark.parametrize("empty_db_url", ["sqlite"], indirect=True)
+@pytest.mark.parametrize("case_type", sorted(JOURNEYS))
+async def test_every_cell_of_the_table_on_every_surface(
+    case_type: str,
+    services: Services,
+    temporal_client: Client,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    table = TABLES[case_type]
+    use_directory_of(services.sessions, table)
+    # The CLI connects on its own: to the test server, the test's database and queue.
+    monkeypatch.setenv(
+        "CASEWORK_TEMPORAL_ADDRESS", temporal_client.service_client.config.target_host
+    )
+    monkeypatch.setenv("CASEWORK_TASK_QUEUE", services.settings.task_queue)
+    monkeypatch.setenv("CASEWORK_DATABASE_URL", services.settings.database_url)
+    monkeypatch.setenv("CASEWORK_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("CASEWORK_SMTP_HOST", "127.0.0.1")
+    opener, details, journey = JOURNEYS[case_type]
+    case = await service.open_case(
+        services, actor=table.people[opener], case_type=case_type, details=details
+    )
+    case_id = case["id"]
+    auth = bearer(services.sessions, *(a.email for a in table.people.values()))
+    want: Observed = {}
+    got: Observed = {}
+    async for api in http_client(services):
+        probe = Probe(api, auth, tmp_path)
+        for step, stage in journey:
+            if step is not None:
+                await step(services, case_id)
+            shown = await service.get_case(services, actor=table.people["admin"], case_id=case_id)
+            assert shown["stage"] == stage
+            w, g = await observe_api(probe, table, stage, case_id)
+            want.update({(stage, *k): v for k, v in w.items()})
+            got.update({(stage, *k): v for k, v in g.items()})
+            if stage == CLI_STAGE[case_type] and not any(k[0] == "cli" for k in want):
+                w, g = await observe_cli(probe, table, stage, case_id)
+                want.update({("cli", stage, *k): v for k, v in w.items()})
+                got.update({("cli", stage, *k): v for k, v in g.items()})
+    # Cell by cell, so a failure names the stage, the person, the surface and the action.
+    assert {k: v for k, v in got.items() if want.get(k) != v} == {}
+    assert want.keys() == got.keys()
+
+
+def test_the_table_covers_every_action_and_stage_it_claims_to() -> None:
+    """Every action of each type is either allowed somewhere in the table or refused
+    everywhere, and every stage the journeys reach has a row."""
+    for case_type, (_, _, journey) in JOURNEYS.items():
+        table = TABLES[case_type]
+        stages = {stage for _, stage in journey}
+        assert stages <= set(table.actions), case_type
+        covered = set().union(*(table.may(s, p) for s in stages for p in table.people))
+        assert covered, case_type
