@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from temporalio.client import Client
-from temporalio.converter import DataConverter
+from temporalio.converter import DataConverter, DefaultFailureConverterWithEncodedAttributes
 from temporalio.service import RPCError, RPCStatusCode, TLSConfig
 
 from app import tracing
@@ -61,9 +61,21 @@ def plaintext_warning(settings: Settings) -> str | None:
     )
 
 
+def converter_for(codec: AesGcmCodec | None) -> DataConverter:
+    """Temporal's default converter, or with `codec` on every payload and failures' messages
+    and stack traces moved into an encoded payload too (an activity's error can quote
+    the data it failed on)."""
+    if codec is None:
+        return DataConverter.default
+    return dataclasses.replace(
+        DataConverter.default,
+        payload_codec=codec,
+        failure_converter_class=DefaultFailureConverterWithEncodedAttributes,
+    )
+
+
 def data_converter(settings: Settings) -> DataConverter:
-    """Temporal's default converter, with the payload codec when there is one."""
-    return dataclasses.replace(DataConverter.default, payload_codec=payload_codec(settings))
+    return converter_for(payload_codec(settings))
 
 
 async def connect(settings: Settings, *, lazy: bool = False) -> Client:

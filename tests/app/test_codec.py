@@ -32,11 +32,18 @@ from app.codec import (
     parse_keys,
 )
 from app.db import session_factory
+from app.errors import Forbidden
 from app.policy import load_policy
 from app.settings import Settings, SettingsError
-from app.temporal import payload_codec, plaintext_warning
+from app.temporal import converter_for, payload_codec, plaintext_warning
 from tests.app.conftest import start_numbering_afresh
-from tests.app.investigations import INVESTIGATOR, SECRET_WORD, add_people, open_investigation
+from tests.app.investigations import (
+    INVESTIGATOR,
+    REPORTER,
+    SECRET_WORD,
+    add_people,
+    open_investigation,
+)
 from tests.fixtures_temporal import SmtpSink, make_settings
 from worker import WORKFLOWS, build_worker, workflow_runner
 from workflows.common import CaseSnapshot
@@ -50,9 +57,9 @@ OLD, NEW = new_key("old"), new_key("new")
 
 
 def with_codec(client: Client, codec: AesGcmCodec | None) -> Client:
-    """The same connection, its payloads through `codec`."""
+    """The same connection, its payloads through `codec` as `app.temporal.connect` does."""
     config = client.config()
-    config["data_converter"] = dataclasses.replace(DataConverter.default, payload_codec=codec)
+    config["data_converter"] = converter_for(codec)
     return Client(**config)
 
 
@@ -152,6 +159,19 @@ async def test_a_confidential_case_leaves_no_plaintext_in_its_history(
         SNAPSHOT_QUERY, result_type=CaseSnapshot
     )
     assert snapshot.details["description"] == case["details"]["description"]
+    # A refusal's reason still reaches the caller whole through the codec.
+    with pytest.raises(Forbidden, match=r"^actor: reporter@dwp\.gov\.uk may not conclude"):
+        await service.act(
+            svc,
+            actor=REPORTER,
+            case_id=case_id,
+            action="conclude",
+            fields={"finding": "substantiated", "summary": "x", "refer": False},
+        )
+    # A client holding another key reads nothing, and is told why.
+    stranger = with_codec(temporal_client, AesGcmCodec([new_key("new")]))
+    with pytest.raises(PayloadDecryptionError, match="does not decrypt"):
+        await stranger.get_workflow_handle(case_id).query(SNAPSHOT_QUERY, result_type=CaseSnapshot)
 
 
 async def test_without_a_codec_the_same_history_is_plaintext(
