@@ -21,6 +21,7 @@ from pathlib import Path
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
+from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 
 from app.mail import ANONYMOUS_KINDS, message_id
@@ -31,10 +32,21 @@ from workflows.common import MailRequest
 
 @dataclass
 class MailPlan:
-    """The emails the workflows scheduled: Message-ID -> kind, and the most attempts any took."""
+    """What the histories say: the emails the workflows scheduled (Message-ID -> kind),
+    and the work a fault interrupted (retried activities, workflow tasks timed out)."""
 
     kinds: dict[str, str] = field(default_factory=dict)
     max_attempt: int = 0
+    retried: Counter[str] = field(default_factory=Counter)  # activity type -> retried ones
+    task_timeouts: int = 0  # workflow tasks a worker took and never finished
+    task_failures: int = 0
+
+    def add(self, other: MailPlan) -> None:
+        self.kinds.update(other.kinds)
+        self.max_attempt = max(self.max_attempt, other.max_attempt)
+        self.retried.update(other.retried)
+        self.task_timeouts += other.task_timeouts
+        self.task_failures += other.task_failures
 
 
 async def _mails_of(client: Client, case_id: str) -> MailPlan:
@@ -42,9 +54,11 @@ async def _mails_of(client: Client, case_id: str) -> MailPlan:
     run_id: str | None = None
     while True:
         history = await client.get_workflow_handle(case_id, run_id=run_id).fetch_history()
+        types: dict[int, str] = {}
         for event in history.events:
             if event.HasField("activity_task_scheduled_event_attributes"):
                 scheduled = event.activity_task_scheduled_event_attributes
+                types[event.event_id] = scheduled.activity_type.name
                 if scheduled.activity_type.name != "send_mail":
                     continue
                 # Through the client's converter, so a payload codec is undone as for any read.
@@ -54,9 +68,14 @@ async def _mails_of(client: Client, case_id: str) -> MailPlan:
                 mid = message_id(case_id, request.key, opaque=request.kind in ANONYMOUS_KINDS)
                 plan.kinds[mid] = request.kind
             elif event.HasField("activity_task_started_event_attributes"):
-                plan.max_attempt = max(
-                    plan.max_attempt, event.activity_task_started_event_attributes.attempt
-                )
+                started_task = event.activity_task_started_event_attributes
+                plan.max_attempt = max(plan.max_attempt, started_task.attempt)
+                if started_task.attempt > 1:
+                    plan.retried[types.get(started_task.scheduled_event_id, "?")] += 1
+            elif event.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_TIMED_OUT:
+                plan.task_timeouts += 1
+            elif event.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED:
+                plan.task_failures += 1
         started = history.events[0].workflow_execution_started_event_attributes
         run_id = started.continued_execution_run_id or None
         if run_id is None:  # the first run of the case
@@ -67,8 +86,7 @@ async def scheduled_mails(stack: Stack, case_ids: list[str]) -> MailPlan:
     plans = await gather_limited(8, [_mails_of(stack.svc.client, c) for c in case_ids])
     total = MailPlan()
     for plan in plans:
-        total.kinds.update(plan.kinds)
-        total.max_attempt = max(total.max_attempt, plan.max_attempt)
+        total.add(plan)
     return total
 
 
@@ -82,7 +100,8 @@ class Tally:
     emails_received: int = 0  # messages the relay accepted (a duplicate counts twice)
     message_ids: int = 0  # distinct Message-IDs received
     refused_events: int = 0  # refused attempts in the audit trail (a retry that was too late)
-    max_mail_attempt: int = 0
+    max_attempt: int = 0
+    interrupted: str = ""
     audit: str = ""
     lost: list[str] = field(default_factory=list)
     duplicated: list[str] = field(default_factory=list)
@@ -93,8 +112,9 @@ class Tally:
             f"events {self.events}, transitions expected and found once {self.transitions}"
             f", refused attempts {self.refused_events}",
             f"emails expected {self.emails_expected}, received {self.emails_received}"
-            f", distinct Message-IDs {self.message_ids}"
-            f" (most attempts one email took: {self.max_mail_attempt})",
+            f", distinct Message-IDs {self.message_ids}",
+            f"in the histories: {self.interrupted}; most attempts an activity took"
+            f" {self.max_attempt}",
             f"audit verify: {self.audit}",
             f"lost {len(self.lost)}, duplicated {len(self.duplicated)}",
             *(f"  LOST {x}" for x in self.lost[:20]),
@@ -150,9 +170,15 @@ async def tally(
             else:
                 t.transitions += wanted
 
-    plan = await scheduled_mails(stack, case_ids)
-    t.max_mail_attempt = plan.max_attempt
+    # Received first, then the histories: whatever was received had been scheduled by then.
     received = stack.mail.snapshot()
+    plan = await scheduled_mails(stack, case_ids)
+    t.max_attempt = plan.max_attempt
+    retried = ", ".join(f"{n} {name}" for name, n in sorted(plan.retried.items())) or "none"
+    t.interrupted = (
+        f"workflow tasks timed out {plan.task_timeouts}, failed {plan.task_failures};"
+        f" activities retried: {retried}"
+    )
     t.emails_expected = len(plan.kinds)
     t.emails_received = sum(received.values())
     t.message_ids = len(received)

@@ -41,7 +41,9 @@ async def run(form: Form, report: Report) -> None:
         ]
         if restarted:
             report.injected.append(f"{restarted} workers had exited and were restarted")
-        await wait_for_mail(s, MAILS_PER_CASE * cases, timeout=margin + 300)
+        await wait_for_mail(
+            s, MAILS_PER_CASE * cases, timeout=opened.longest_remind + opened.due_after + 300
+        )
         report.injected.append(
             f"after the restart: {await chased(s, case_ids, 'reminded') - reminded} reminders"
             f" and {await chased(s, case_ids, 'escalated') - escalated} escalations fired"
