@@ -455,3 +455,11 @@ async def test_a_subject_in_hr_may_not_accept_their_own_referral(
     )
     accepted = await act(handle, HR_LEAD, "accept", caseworker=CASEWORKER.email)
     assert accepted.stage == dis.HEARING
+
+    # HR's queue was told of it, but not the member of HR it is about.
+    def queue_told() -> list[list[str]]:
+        told = events(engine, case.id, "emailed")
+        return [e.data["to"] for e in told if e.data["kind"] == "action_needed"]
+
+    await eventually(lambda: len(queue_told()) == 2)
+    assert queue_told() == [sorted([CASEWORKER.email, HR_LEAD.email]), [CASEWORKER.email]]
