@@ -333,7 +333,7 @@ async def bare_worker(address: str, cache: int) -> None:
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m bench.memory", description=__doc__)
     p.add_argument("--counts", default="5000,10000,20000", help="open cases to read memory at")
-    p.add_argument("--budget", type=float, default=3600.0, help="seconds per side, at most")
+    p.add_argument("--budget", type=float, default=1200.0, help="seconds per side, at most")
     p.add_argument("--users", type=int, default=20, help="cases opened at once")
     p.add_argument("--quick", action="store_true", help="200 and 400 cases: to try it")
     p.add_argument("--bare-worker", nargs=2, metavar=("ADDRESS", "CACHE"), help=argparse.SUPPRESS)

@@ -679,7 +679,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--db", default="sqlite,postgresql", help="comma-separated: sqlite, postgresql")
     p.add_argument("--reps", type=int, default=30, help="timed rounds over every view")
     p.add_argument("--workflows", type=int, help="cases started on Temporal (default: --cases)")
-    p.add_argument("--start-budget", type=float, default=900.0, help="seconds to start them in")
+    p.add_argument("--start-budget", type=float, default=600.0, help="seconds to start them in")
     p.add_argument("--temporal-reps", type=int, default=5, help="timed rounds on Temporal")
     p.add_argument("--quick", action="store_true", help="5,000 cases, few rounds: to try it")
     return p
