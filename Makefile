@@ -40,8 +40,13 @@ chromium:
 		echo "  sudo apt-get install chromium   (the browser tests in tests/web/ are skipped without it)"; \
 	fi
 
+# `make bench QUICK=1`: every bench at small sizes, to try them (figures: bench/RESULTS.md).
 bench: $(STAMP)
-	$(BIN)/python -m bench.ipa_throughput
+	$(BIN)/python -m bench.ipa_throughput $(if $(QUICK),--quick)
+	$(BIN)/python -m bench.latency $(if $(QUICK),--quick)
+	$(BIN)/python -m bench.escalation_burst $(if $(QUICK),--quick)
+	$(BIN)/python -m bench.read_model $(if $(QUICK),--quick)
+	$(BIN)/python -m bench.memory $(if $(QUICK),--quick)
 
 # Fault injection (chaos/): `make chaos` is the short form CI runs, `make chaos CHAOS=long`
 # the sizes of docs/RELIABILITY.md. Exits non-zero if anything is lost or duplicated.
