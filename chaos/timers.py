@@ -38,23 +38,27 @@ async def open_with_timers(
 ) -> Opened:
     """Open `cases` requests so that every reminder falls due about `margin` seconds after
     the last is opened, however fast this machine opens them: each batch opens under a
-    policy whose remind is the time the rest should take, as measured so far, plus the
-    margin. The policy goes with each case as it opens (the service layer's copy)."""
+    policy whose remind is the time the rest should take, at the last batch's pace, plus
+    the margin (the first two batches, while workers warm up, under a guess). The policy
+    goes with each case as it opens (the service layer's copy of the file)."""
     began, longest = time.monotonic(), 0
     case_ids: list[str] = []
-    # A few first, under a guess; the rest under what those took.
+    per_case: float | None = None  # seconds, as the last batch took (the first warms up)
     starts = [0, *range(FIRST_BATCH, cases, BATCH)] if cases > FIRST_BATCH else [0]
-    for first, end in zip(starts, [*starts[1:], cases], strict=True):
-        batch = range(first, end)
-        done = len(case_ids)
-        per_case = (time.monotonic() - began) / done if done else FIRST_GUESS
-        remind = math.ceil(per_case * (cases - done) + margin)
+    for n, (first, end) in enumerate(zip(starts, [*starts[1:], cases], strict=True)):
+        if per_case is None:
+            remind = math.ceil(FIRST_GUESS * cases + margin)
+        else:
+            remind = math.ceil(per_case * (cases - len(case_ids)) + margin)
         longest = max(longest, remind)
         policy_file = s.workdir / f"policy-{first}.toml"
         endorsement = {"sla": f"PT{remind + due_after}S", "remind": f"PT{remind}S"}
         policy_file.write_text(policy_text(endorsement))
         s.svc.policy = load_policy(policy_file)
-        case_ids += await gather_limited(20, [driver.open(n) for n in batch])
+        batch_began = time.monotonic()
+        case_ids += await gather_limited(20, [driver.open(i) for i in range(first, end)])
+        if n > 0:
+            per_case = (time.monotonic() - batch_began) / (end - first)
     return Opened(case_ids, time.monotonic() - began, longest, due_after)
 
 
