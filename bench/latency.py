@@ -30,6 +30,7 @@ import itertools
 import math
 import os
 import shlex
+import signal
 import sys
 import tempfile
 import time
@@ -373,9 +374,10 @@ async def measure(
         first = cases // 2
         order = [("bare", first), ("Casework", first)]
         order += [("Casework", cases - first), ("bare", cases - first)]
-        for side, n in order:
-            if n:
-                await run_batch(side, n, at, got[side])
+        async with profiled(args.profile, at, sides):
+            for side, n in order:
+                if n:
+                    await run_batch(side, n, at, got[side])
         results[at] = got
 
     rows = [("", "bare update", "Casework over HTTP", "Casework/bare")]
@@ -404,6 +406,32 @@ async def measure(
     print("\n".join(verdicts), end="\n\n")
 
 
+@asynccontextmanager
+async def profiled(into: Path | None, users: int, sides: dict[str, Side]) -> AsyncIterator[None]:
+    """With `into`, py-spy samples every worker and web process (GIL held) meanwhile,
+    into `into/<users>-<pid>.raw` (collapsed stacks)."""
+    if into is None:
+        yield
+        return
+    spy = Path(sys.executable).parent / "py-spy"
+    into.mkdir(parents=True, exist_ok=True)
+    spies = []
+    for pid in (pid for side in sides.values() for pid in side.pids):
+        out = into / f"{users}-{pid}.raw"
+        argv = [str(spy), "record", "--gil", "-r", "100", "--format", "raw", "-o", str(out)]
+        spies.append(
+            await asyncio.create_subprocess_exec(
+                *argv, "--pid", str(pid), stdout=asyncio.subprocess.DEVNULL
+            )
+        )
+    try:
+        yield
+    finally:
+        for process in spies:
+            process.send_signal(signal.SIGINT)  # py-spy writes its file on Ctrl-C
+            await process.wait()
+
+
 def say(message: str) -> None:
     print(f"... {message}", file=sys.stderr, flush=True)
 
@@ -421,6 +449,7 @@ def parser() -> argparse.ArgumentParser:
         help="a single user waits this long before each action (its last step's mail goes)",
     )
     p.add_argument("--db", choices=("sqlite", "postgresql"), default="sqlite")
+    p.add_argument("--profile", type=Path, help="py-spy the processes into this directory")
     p.add_argument("--quick", action="store_true", help="fewer cases: 30 / 20 / 10")
     return p
 
