@@ -30,11 +30,16 @@ async def signin_form(request: Request, next: str = "/") -> Response:
 async def signin(request: Request, form: Posted) -> Response:
     next_path = safe_next(form.get("next"))
     token = str(form.get("token") or "").strip()
+    client = request.client.host if request.client else None  # throttled per address too
     try:
-        actor = await service.authenticate(services_of(request), token=token)
-    except Unauthorized:
+        actor = await service.authenticate(services_of(request), token=token, client=client)
+    except Unauthorized as refused:
         error = "token: that token is unknown or has been revoked" if token else "token: required"
-        return render(request, "signin.html", status_code=401, next=next_path, error=error)
+        if refused.status == 429:  # too many failed attempts (app.throttle): say when to retry
+            error = refused.message
+        return render(
+            request, "signin.html", status_code=refused.status, next=next_path, error=error
+        )
     start_session(request, actor, token)
     return RedirectResponse(next_path, status_code=303)
 

@@ -17,6 +17,7 @@ from app.auth import issue_token
 from app.bootstrap import Services
 from app.errors import Unauthorized
 from app.throttle import AuthThrottle, TooManyAttempts, keys_for
+from tests.app.web.conftest import Browser
 
 
 class Clock:
@@ -167,3 +168,27 @@ async def test_the_api_answers_429_with_retry_after_per_address_and_per_prefix(
 
         clock.now += 60  # the window has passed
         assert (await guesser.get("/api/me", headers=good)).status_code == 200
+
+
+async def test_the_sign_in_page_is_throttled_too(
+    offline_services: Services, sessions: sessionmaker[Session], clock: Clock
+) -> None:
+    svc = dataclasses.replace(offline_services, throttle=AuthThrottle(failures=2, clock=clock))
+    good = token_for(sessions, "employee@dwp.gov.uk")
+    app = create_app(lambda: nullcontext(svc))
+    transport = httpx.ASGITransport(app=app, client=("192.0.2.7", 50000))
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=transport, base_url="http://casework.test") as client,
+    ):
+        browser = Browser(client, sessions)
+        await browser.get("/signin")
+        for guess in ("guess-one", "guess-two"):
+            page = await browser.post("/signin", {"token": guess, "next": "/"})
+            assert page.status_code == 401
+        page = await browser.post("/signin", {"token": good, "next": "/"})
+        assert page.status_code == 429
+        assert "too many failed attempts; try again in 60 s" in page.text
+        clock.now += 60
+        page = await browser.post("/signin", {"token": good, "next": "/"})
+        assert page.status_code == 303
