@@ -1,5 +1,7 @@
 """One authorisation table, role x action x stage x confidentiality, driving every API
-endpoint and CLI command on real cases (time-skipping Temporal, real worker).
+endpoint and CLI command on real cases (time-skipping Temporal, real worker): an IPA
+(open to all), an abuse investigation and a disciplinary referral (confidential, each
+with a party who sees only the outline), every stage their journeys reach.
 
 The table is the hand-written one the rules tests check the rules against
 (`tests/workflows/test_*_rules.py`: who may take which action in which stage, who
@@ -40,8 +42,10 @@ from tests.app.investigations import DETAILS as ABU_DETAILS
 from tests.app.investigations import bearer, http_client
 from tests.workflows import test_investigation_rules as abu_table
 from tests.workflows import test_ipa_rules as ipa_table
+from tests.workflows import test_referral_rules as dis_table
 from workflows import investigation_types as abu
 from workflows import ipa_types as ipa
+from workflows import referral_types as dis
 from workflows.common import Actor
 from workflows.rules import CaseTypeRules
 
@@ -84,6 +88,14 @@ TABLES = {
         abu_table.VIEWS,  # confidential
         # Before they are appointed, the investigator-to-be is anyone else.
         {abu.TRIAGE: {"investigator": None}},
+    ),
+    "disciplinary_referral": Table(
+        dis.RULES,
+        dis_table.PEOPLE,
+        dis_table.EXPECTED,
+        lambda p: set(),
+        dis_table.SEES,  # confidential
+        {dis.HR_REVIEW: {"caseworker": None}},  # not yet appointed
     ),
 }
 MANAGERS = {
@@ -230,7 +242,9 @@ def act_as(table: Table, person: str, action: str, **fields: Any) -> Step:
     return step
 
 
-IPA, ABU = TABLES["ipa_approval"], TABLES["abuse_investigation"]
+IPA, ABU, DIS = (
+    TABLES[t] for t in ("ipa_approval", "abuse_investigation", "disciplinary_referral")
+)
 IPA_DETAILS = {
     "account_kind": "individual_professional",
     "platform": "LinkedIn",
@@ -275,8 +289,32 @@ JOURNEYS: dict[str, tuple[str, dict[str, Any], list[tuple[Step | None, str]]]] =
         ],
     ),
 }
+JOURNEYS["disciplinary_referral"] = (
+    "hr",
+    {
+        "subject": "subject@dwp.gov.uk",
+        "breach": "Posted case details online",
+        "policy_sections": "6.2",
+        "criminal_consideration": False,
+    },
+    [
+        (None, dis.HR_REVIEW),
+        (act_as(DIS, "hr", "accept", caseworker="caseworker@dwp.gov.uk"), dis.HEARING),
+        (
+            act_as(
+                DIS, "caseworker", "record_outcome", outcome="first_written_warning", reason="R"
+            ),
+            dis.APPEAL_WINDOW,
+        ),
+        (act_as(DIS, "subject", "appeal", grounds="Too harsh"), dis.APPEAL),
+    ],
+)
 # The stage at which the CLI is asked too (each CLI call starts a process's worth of set-up).
-CLI_STAGE = {"ipa_approval": ipa.SAC_REVIEW, "abuse_investigation": abu.INVESTIGATION}
+CLI_STAGE = {
+    "ipa_approval": ipa.SAC_REVIEW,
+    "abuse_investigation": abu.INVESTIGATION,
+    "disciplinary_referral": dis.APPEAL_WINDOW,
+}
 
 
 @pytest.mark.parametrize("empty_db_url", ["sqlite"], indirect=True)
