@@ -1,7 +1,8 @@
 """One authorisation table, role x action x stage x confidentiality, driving every API
 endpoint and CLI command on real cases (time-skipping Temporal, real worker): an IPA
-(open to all), an abuse investigation and a disciplinary referral (confidential, each
-with a party who sees only the outline), every stage their journeys reach.
+and a policy exception (open to all), an abuse investigation and a disciplinary
+referral (confidential, each with a party who sees only the outline), in every stage
+their journeys reach.
 
 The table is the hand-written one the rules tests check the rules against
 (`tests/workflows/test_*_rules.py`: who may take which action in which stage, who
@@ -40,9 +41,11 @@ from app.cli import main
 from app.people import import_people
 from tests.app.investigations import DETAILS as ABU_DETAILS
 from tests.app.investigations import bearer, http_client
+from tests.workflows import test_exception_rules as pex_table
 from tests.workflows import test_investigation_rules as abu_table
 from tests.workflows import test_ipa_rules as ipa_table
 from tests.workflows import test_referral_rules as dis_table
+from workflows import exception_types as pex
 from workflows import investigation_types as abu
 from workflows import ipa_types as ipa
 from workflows import referral_types as dis
@@ -88,6 +91,13 @@ TABLES = {
         abu_table.VIEWS,  # confidential
         # Before they are appointed, the investigator-to-be is anyone else.
         {abu.TRIAGE: {"investigator": None}},
+    ),
+    "policy_exception": Table(
+        pex.RULES,
+        pex_table.PEOPLE,
+        pex_table.EXPECTED,
+        lambda p: set() if p == "auditor" else {"comment"},
+        dict.fromkeys(pex_table.PEOPLE, "whole"),  # not confidential
     ),
     "disciplinary_referral": Table(
         dis.RULES,
@@ -289,6 +299,29 @@ JOURNEYS: dict[str, tuple[str, dict[str, Any], list[tuple[Step | None, str]]]] =
         ],
     ),
 }
+PEX = TABLES["policy_exception"]
+JOURNEYS["policy_exception"] = (
+    "requester",
+    {
+        "policy_section": "5.1",
+        "requirement": "Use a managed device",
+        "justification": "Field work",
+        "risk": "Low",
+        "compensating_controls": "MFA",
+        "duration_days": 90,
+    },
+    [
+        (None, pex.TRIAGE),
+        (act_as(PEX, "sac", "request_info", question="Which device?"), pex.AWAITING_INFO),
+        (act_as(PEX, "requester", "provide_info", answer="A phone"), pex.TRIAGE),
+        (act_as(PEX, "sac", "accept"), pex.RISK_ASSESSMENT),
+        (
+            act_as(PEX, "assessor", "submit_assessment", risk_rating="low", assessment="Fine"),
+            pex.DECISION,
+        ),
+        (act_as(PEX, "sac_lead", "approve"), pex.ACTIVE),
+    ],
+)
 JOURNEYS["disciplinary_referral"] = (
     "hr",
     {
@@ -314,6 +347,7 @@ CLI_STAGE = {
     "ipa_approval": ipa.SAC_REVIEW,
     "abuse_investigation": abu.INVESTIGATION,
     "disciplinary_referral": dis.APPEAL_WINDOW,
+    "policy_exception": pex.DECISION,
 }
 
 
