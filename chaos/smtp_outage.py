@@ -24,7 +24,7 @@ async def run(form: Form, report: Report) -> None:
     cases = form.pick(short=12, long=150)
     margin, due_after = form.pick(short=10, long=20), 10
     async with stack(NAME, workers=2) as s:
-        opened = await open_with_timers(s, Driver(s), cases, margin, due_after)
+        opened = await open_with_timers(s, Driver(s), cases, margin, due_after, pace=1.0)
         case_ids = opened.case_ids
         # Opening mails (to the requester and the manager) go out before the outage.
         await wait_for_mail(s, 2 * cases, timeout=60)
@@ -45,9 +45,9 @@ async def run(form: Form, report: Report) -> None:
         outage = time.monotonic() - stopped
         await wait_for_mail(s, MAILS_PER_CASE * cases, timeout=400)
         report.injected += [
-            f"{cases} IPA requests opened in {opened.seconds:.0f} s (remind {margin} s after"
-            f" the last is opened, escalate {due_after} s later); {before} opening emails"
-            " delivered first",
+            f"{cases} IPA requests opened in {opened.seconds:.0f} s (all reminders due"
+            f" {cases + margin} s after the first was opened, escalations {due_after} s"
+            f" later); {before} opening emails delivered first",
             f"SMTP relay stopped (connections refused) for {outage:.0f} s while {fell_due}"
             f" reminders and escalations fell due; {during} emails got through meanwhile",
             f"relay back on the same port; every email in {time.monotonic() - stopped:.0f} s"
