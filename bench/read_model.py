@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import math
 import os
 import random
@@ -498,14 +499,14 @@ def attributes_of(row: dict[str, Any]) -> TypedSearchAttributes:
 
 
 async def fill_temporal(
-    client: Client, total: int, budget: float, concurrency: int = 32
+    client: Client, of: int, total: int, budget: float, concurrency: int = 32
 ) -> tuple[int, float]:
-    """Start the newest `total` cases as workflows (stopping once `budget` seconds have
-    passed); (how many started, seconds taken)."""
+    """Start the newest `total` of the `of` cases as workflows (the open ones are the
+    newest), stopping once `budget` seconds have passed; (how many started, seconds)."""
     await client.operator_service.add_search_attributes(
         AddSearchAttributesRequest(search_attributes=ATTRIBUTES, namespace=rig.NAMESPACE)
     )
-    rows = iter(cases(total))
+    rows = itertools.islice(cases(of), max(0, of - total), None)
     started, deadline, start = 0, time.monotonic() + budget, time.perf_counter()
 
     async def starter() -> None:
@@ -638,7 +639,9 @@ async def run(args: argparse.Namespace) -> None:
             wanted = args.workflows if args.workflows is not None else args.cases
             started = 0
             if wanted:
-                started, seconds = await fill_temporal(client, wanted, args.start_budget)
+                started, seconds = await fill_temporal(
+                    client, args.cases, wanted, args.start_budget
+                )
                 print(
                     f"temporal: {started} of {wanted} workflows started in {seconds:.0f} s"
                     f" ({started / seconds:.0f}/s)",
