@@ -128,11 +128,14 @@ def append_events(session: Session, case_id: str, events: Sequence[EventIn]) -> 
     keys = {e.key for e in events}
     # One round trip, while the case is locked: the events already stored under these
     # keys, and the last event of the chain (both indexed by their unique constraints).
+    # `key = ? OR ...` rather than `IN`: an expanding IN re-renders its SQL on every
+    # execution, which cost more CPU than the query (a transition has a few keys).
     last_seq = select(func.max(CaseEvent.seq)).where(CaseEvent.case_id == case_id)
+    stored_or_last = [CaseEvent.key == key for key in sorted(keys)]
+    stored_or_last.append(CaseEvent.seq == last_seq.scalar_subquery())
     rows = session.execute(
         select(CaseEvent.seq, CaseEvent.hash, CaseEvent.key).where(
-            CaseEvent.case_id == case_id,
-            or_(CaseEvent.key.in_(keys), CaseEvent.seq == last_seq.scalar_subquery()),
+            CaseEvent.case_id == case_id, or_(*stored_or_last)
         )
     ).all()
     stored = {row.key for row in rows if row.key in keys}
