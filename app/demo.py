@@ -65,11 +65,15 @@ def banner(
     mail: str | None = None,
 ) -> str:
     """What `casework up` prints on stdout once everything answers."""
-    lines = [f"Casework is running at {base_url}", f"  API documentation: {base_url}/docs"]
+    lines = [
+        f"Casework is running at {base_url}",
+        f"  Web pages:         {base_url}/signin (sign in with a token below)",
+        f"  API documentation: {base_url}/docs",
+    ]
     if ui_url:
         lines.append(f"  Temporal web UI:   {ui_url}")
     if mail:
-        lines.append(f"  Caught mail:       {mail}")
+        lines.append(f"  Caught mail:       {mail} (and {base_url}/mail)")
     lines.append("")
     if logins:
         lines += _login_table(logins)

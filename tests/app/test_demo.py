@@ -91,6 +91,7 @@ def test_the_banner_walks_through_a_case_with_the_demo_tokens() -> None:
     assert f"export ALEX={'a' * 43} MORGAN={'m' * 43} SAM={'s' * 43}" in text
     assert "'http://127.0.0.1:8000/api/cases/ID/actions'" in text
     assert "Caught mail:       /data/mail" in text
+    assert "/signin (sign in with a token below)" in text
     assert "Temporal web UI" not in text
     assert text.endswith(READY_LINE)
 
