@@ -8,6 +8,7 @@ the thread that started the child, not the process.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import ctypes
 import os
@@ -86,6 +87,16 @@ class WorkerProcess:
                 preexec_fn=_die_with_parent(),
             )
         self.starts += 1
+
+    async def wait_ready(self, timeout: float = 120.0) -> bool:
+        """Until this start of the worker says it polls its task queue (app/stack.py)."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while asyncio.get_running_loop().time() < deadline:
+            said = self.log.read_bytes().count(b"worker on task queue")
+            if said >= self.starts or not self.running:
+                return said >= self.starts
+            await asyncio.sleep(0.2)
+        return False
 
     @property
     def running(self) -> bool:

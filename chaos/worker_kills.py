@@ -32,7 +32,9 @@ async def run(form: Form, report: Report) -> None:
         async def killer() -> None:
             nonlocal downtime
             while not done.is_set():
-                await asyncio.sleep(rng.uniform(1.0, 4.0))
+                # Killed while it works: once it polls again, at a random moment after.
+                await victim.wait_ready()
+                await asyncio.sleep(rng.uniform(0.5, 4.0))
                 if done.is_set():
                     return
                 victim.kill()
@@ -53,7 +55,8 @@ async def run(form: Form, report: Report) -> None:
         crashed = [w.name for w in s.workers if w is not victim and not w.running]
         unfinished = await wait_completed(s, case_ids, timeout=300)
         report.injected += [
-            f"SIGKILL of {victim.name} (process group) {victim.kills} times at random moments"
+            f"SIGKILL of {victim.name} (process group) {victim.kills} times, each 0.5-4 s after it"
+            f" was polling again"
             f" (seed {form.seed}), restarted after 0.2-3 s each ({downtime:.0f} s down in all)",
             f"{cases} IPA lifecycles ({len(LIFECYCLE_EVENTS) - 2} actions each, one a"
             f" continue-as-new), {people} people at once, 2 workers, SQLite records;"
