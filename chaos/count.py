@@ -195,4 +195,5 @@ async def tally(
     t.audit = said
     if not ok:
         t.lost.append(f"casework audit verify failed: {said}")
+    stack.keep = bool(t.lost or t.duplicated)
     return t

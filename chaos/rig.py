@@ -127,6 +127,7 @@ class Stack:
     svc: Services
     env: dict[str, str]
     engine: Engine = field(repr=False)
+    keep: bool = False  # keep the work directory (logs): something was lost or doubled
 
     @property
     def settings(self) -> Settings:
@@ -198,8 +199,9 @@ async def stack(
                     worker.start()
                 svc = await bootstrap(settings)
                 try:
-                    yield Stack(workdir, server, mail, db, started, svc, env, engine)
-                    ok = True
+                    made = Stack(workdir, server, mail, db, started, svc, env, engine)
+                    yield made
+                    ok = not made.keep
                 finally:
                     svc.close()
                     for worker in started:
