@@ -177,8 +177,6 @@ class NotificationActivities:
             except PermanentMailError as exc:
                 return await self._record_failure(req, mid, to, rendered.subject, str(exc))
             self._remember_unrecorded(mid, refused)
-            # Temporal hands this to the next attempt, which may run on another worker.
-            activity.heartbeat(refused)
 
         detail = "; ".join(f"{a}: {r}" for a, r in refused.items())
         data: dict[str, Any] = {"to": to, "kind": req.kind, "message_id": mid}
@@ -200,6 +198,12 @@ class NotificationActivities:
         reusable = False
         try:
             errors, _ = await client.send_message(msg, sender=self._mail_from, recipients=to)
+            refused = {address: f"{r.code} {r.message}" for address, r in errors.items()}
+            # The relay has it: tell Temporal at once, before anything else can be awaited
+            # (releasing the connection may QUIT it), so the next attempt, on any worker,
+            # finds the delivery in its heartbeat details. A kill inside this window still
+            # resends: SMTP cannot be exactly-once (docs/RELIABILITY.md).
+            activity.heartbeat(refused)
             reusable = True
         except aiosmtplib.SMTPRecipientsRefused as exc:
             if any(r.code < 500 for r in exc.recipients):
@@ -224,7 +228,7 @@ class NotificationActivities:
             raise PermanentMailError(str(exc)) from exc
         finally:
             await self._pool.release(client, reusable=reusable)
-        return {address: f"{r.code} {r.message}" for address, r in errors.items()}
+        return refused
 
     async def _record_failure(
         self, req: MailRequest, mid: str, to: list[str], subject: str, error: str
