@@ -265,12 +265,7 @@ async def download_evidence(
     return StreamingResponse(
         found.chunks(),  # a plain iterator: read in a thread, a chunk at a time
         media_type=found.media_type,
-        headers={
-            "Content-Length": str(found.size),
-            "Content-Disposition": f'attachment; filename="{found.filename}"',
-            "X-Content-Type-Options": "nosniff",
-            "Cache-Control": "no-store",
-        },
+        headers=found.headers(),
     )
 
 

@@ -53,6 +53,15 @@ class EvidenceDownload:
     filename: str
     file: BinaryIO
 
+    def headers(self) -> dict[str, str]:
+        """How every download path serves it: as an attachment, never sniffed or cached."""
+        return {
+            "Content-Length": str(self.size),
+            "Content-Disposition": f'attachment; filename="{self.filename}"',
+            "X-Content-Type-Options": "nosniff",
+            "Cache-Control": "no-store",
+        }
+
     def chunks(self, size: int = 64 * 1024) -> Iterator[bytes]:
         try:
             while chunk := self.file.read(size):

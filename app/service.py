@@ -300,13 +300,7 @@ async def act(
     if not isinstance(fields, dict):
         raise Invalid("fields: expected an object")
     rules, case = await _load(svc, case_id)
-    if view_of(rules, case, actor) is None:
-        # Recorded as what it is, answered as if the case did not exist.
-        hidden = Forbidden(f"actor: {actor.email} may not see {case_id}")
-        await _refused(svc, actor, case, action, hidden)
-        raise NotFound(f"case: no such case {case_id}")
-    if case.status != OPEN:
-        raise await _refused(svc, actor, case, action, Conflict(CLOSED_MESSAGE))
+    await _refuse_unless_open_to(svc, actor, rules, case, action)
     handle = svc.client.get_workflow_handle(case_id)
     request = ActionRequest(action=action, actor=actor, fields=dict(fields))
     with temporal_errors():
@@ -325,6 +319,20 @@ async def act(
                 raise
             raise await _refused(svc, actor, case, action, Conflict(CLOSED_MESSAGE)) from e
     return case_json(rules, after, actor, view_of(rules, after, actor) or "partial")
+
+
+async def _refuse_unless_open_to(
+    svc: Services, actor: Actor, rules: CaseTypeRules, case: CaseSnapshot, action: str
+) -> None:
+    """Before any action: 404 to whoever may not see the case, 409 once it is closed;
+    each refusal recorded in the audit trail."""
+    if view_of(rules, case, actor) is None:
+        # Recorded as what it is, answered as if the case did not exist.
+        hidden = Forbidden(f"actor: {actor.email} may not see {case.id}")
+        await _refused(svc, actor, case, action, hidden)
+        raise NotFound(f"case: no such case {case.id}")
+    if case.status != OPEN:
+        raise await _refused(svc, actor, case, action, Conflict(CLOSED_MESSAGE))
 
 
 async def upload_evidence(
@@ -348,12 +356,7 @@ async def upload_evidence(
     """
     action = "add_evidence"
     rules, case = await _load(svc, case_id)
-    if view_of(rules, case, actor) is None:
-        hidden = Forbidden(f"actor: {actor.email} may not see {case_id}")
-        await _refused(svc, actor, case, action, hidden)
-        raise NotFound(f"case: no such case {case_id}")
-    if case.status != OPEN:
-        raise await _refused(svc, actor, case, action, Conflict(CLOSED_MESSAGE))
+    await _refuse_unless_open_to(svc, actor, rules, case, action)
     fields: dict[str, Any] = {"description": description, "url": url, "media_type": media_type}
     try:
         clean_fields(check_action(rules, case, actor, action).fields, fields)

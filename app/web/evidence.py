@@ -76,10 +76,5 @@ async def download_evidence(request: Request, me: Me, case_id: str, sha256: str)
     return StreamingResponse(
         found.chunks(),
         media_type=found.media_type,
-        headers={
-            "Content-Length": str(found.size),
-            "Content-Disposition": f'attachment; filename="{found.filename}"',
-            "X-Content-Type-Options": "nosniff",
-            "Cache-Control": "no-store",
-        },
+        headers=found.headers(),
     )
