@@ -34,6 +34,8 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from temporalio.api.common.v1 import Payload
 from temporalio.converter import PayloadCodec
 
+from app.keyfile import read_or_create
+
 log = logging.getLogger(__name__)
 
 ENCODING = b"binary/encrypted"
@@ -94,20 +96,13 @@ def new_key(key_id: str | None = None) -> PayloadKey:
 def embedded_keys(data_dir: Path) -> tuple[PayloadKey, ...]:
     """The embedded stack's keys: read from the data directory, made there on first use.
 
-    Created with O_EXCL and mode 0600, so two processes starting at once agree on one
-    key and no other user can read it.
+    Made by `read_or_create` (mode 0600): two processes starting at once agree on one
+    key, and no other user can read it.
     """
     path = data_dir / KEY_FILE
-    data_dir.mkdir(parents=True, exist_ok=True)
+    text = read_or_create(path, lambda: format_keys([new_key()]) + "\n")
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        pass
-    else:
-        with os.fdopen(fd, "w", encoding="ascii") as handle:
-            handle.write(format_keys([new_key()]) + "\n")
-    try:
-        return parse_keys(path.read_text(encoding="ascii"))
+        return parse_keys(text)
     except PayloadKeyError as e:
         raise PayloadKeyError(f"{path}: {e}") from None
 

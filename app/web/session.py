@@ -21,7 +21,6 @@ import base64
 import hashlib
 import hmac
 import json
-import os
 import secrets
 import time
 from collections.abc import Mapping
@@ -36,6 +35,7 @@ from app.auth import token_hash
 from app.bootstrap import Services
 from app.errors import Forbidden, Unauthorized
 from app.identity import authenticate_hash
+from app.keyfile import read_or_create
 from app.settings import Settings
 from workflows.common import Actor
 
@@ -63,19 +63,8 @@ def secret_key(settings: Settings) -> bytes:
     """The session-signing key: the setting, else the data directory's (made once)."""
     if settings.secret_key:
         return settings.secret_key.encode("utf-8")
-    path = settings.data_dir / KEY_FILE
-    try:
-        return path.read_bytes().strip()
-    except FileNotFoundError:
-        pass
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    try:  # O_EXCL: two processes starting at once agree on one key
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return path.read_bytes().strip()
-    with os.fdopen(fd, "w") as f:
-        f.write(secrets.token_hex(32))
-    return path.read_bytes().strip()
+    key = read_or_create(settings.data_dir / KEY_FILE, lambda: secrets.token_hex(32))
+    return key.strip().encode("ascii")
 
 
 def _b64(raw: bytes) -> str:
