@@ -234,13 +234,7 @@ async def child(
     try:
         yield process
     finally:
-        if process.returncode is None:
-            process.terminate()
-            try:
-                await asyncio.wait_for(process.wait(), 20)
-            except TimeoutError:
-                process.kill()
-                await process.wait()
+        await rig.stop_process(process)
 
 
 async def until(ready: Callable[[], Awaitable[bool]], what: str, *procs: Any) -> None:

@@ -181,16 +181,6 @@ async def start_process(*args: str, env: dict[str, str], log: Path) -> asyncio.s
         )
 
 
-async def stop(process: asyncio.subprocess.Process) -> None:
-    if process.returncode is None:
-        process.terminate()
-        try:
-            await asyncio.wait_for(process.wait(), 20)
-        except TimeoutError:
-            process.kill()
-            await process.wait()
-
-
 async def wait_polling(client: Client, queue: str, process: asyncio.subprocess.Process) -> None:
     """Until a worker polls `queue` (or its process has died)."""
     from temporalio.api.enums.v1 import TaskQueueType
@@ -282,8 +272,8 @@ async def run(args: argparse.Namespace) -> None:
                             lambda: quiet(mail),
                         )
                 finally:
-                    await stop(casework)
-                    await stop(bare)
+                    await rig.stop_process(casework)
+                    await rig.stop_process(bare)
                     for log in ("casework-worker.log", "bare-worker.log"):
                         tail = (workdir / log).read_text(errors="replace")[-1500:]
                         if "Traceback" in tail or "Error" in tail:

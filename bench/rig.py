@@ -127,13 +127,18 @@ async def dev_server(workdir: Path) -> AsyncIterator[DevServer]:
         await _wait_ready(server, workdir / "temporal.log")
         yield server
     finally:
-        if process.returncode is None:
-            process.terminate()
-            try:
-                await asyncio.wait_for(process.wait(), 10)
-            except TimeoutError:
-                process.kill()
-                await process.wait()
+        await stop_process(process, grace=10)
+
+
+async def stop_process(process: asyncio.subprocess.Process, *, grace: float = 20) -> None:
+    """SIGTERM, then SIGKILL if it has not exited within `grace` seconds."""
+    if process.returncode is None:
+        process.terminate()
+        try:
+            await asyncio.wait_for(process.wait(), grace)
+        except TimeoutError:
+            process.kill()
+            await process.wait()
 
 
 async def _wait_ready(server: DevServer, log: Path, timeout: float = 30.0) -> None:
