@@ -73,7 +73,8 @@ def banner(
     if ui_url:
         lines.append(f"  Temporal web UI:   {ui_url}")
     if mail:
-        lines.append(f"  Caught mail:       {mail} (and {base_url}/mail)")
+        lines.append(f"  Caught mail:       {mail}")
+        lines.append(f"  Mail page:         {base_url}/mail")
     lines.append("")
     if logins:
         lines += _login_table(logins)

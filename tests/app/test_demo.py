@@ -92,6 +92,7 @@ def test_the_banner_walks_through_a_case_with_the_demo_tokens() -> None:
     assert "'http://127.0.0.1:8000/api/cases/ID/actions'" in text
     assert "Caught mail:       /data/mail" in text
     assert "/signin (sign in with a token below)" in text
+    assert "Mail page:         " in text
     assert "Temporal web UI" not in text
     assert text.endswith(READY_LINE)
 
