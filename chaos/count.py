@@ -8,7 +8,9 @@
 
 Lost: a case not completed, an expected transition missing from the audit trail,
 an email meant but never received. Duplicated: a transition recorded more than once,
-a Message-ID received more than once.
+a Message-ID received more than once for any reason but one: resent after its sender
+was SIGKILLed inside SMTP's at-least-once window (chaos/duplicates.py), which is
+printed with its timings but does not fail the run.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 
 from app.mail import ANONYMOUS_KINDS, message_id
+from chaos.duplicates import SendActivity, classify, pid_of
 from chaos.rig import Stack, gather_limited
 from models import Case, CaseEvent
 from workflows.common import MailRequest
@@ -36,6 +39,7 @@ class MailPlan:
     and the work a fault interrupted (retried activities, workflow tasks timed out)."""
 
     kinds: dict[str, str] = field(default_factory=dict)
+    sends: dict[str, list[SendActivity]] = field(default_factory=dict)  # by Message-ID
     max_attempt: int = 0
     retried: Counter[str] = field(default_factory=Counter)  # activity type -> retried ones
     task_timeouts: int = 0  # workflow tasks a worker took and never finished
@@ -43,6 +47,8 @@ class MailPlan:
 
     def add(self, other: MailPlan) -> None:
         self.kinds.update(other.kinds)
+        for mid, sends in other.sends.items():
+            self.sends.setdefault(mid, []).extend(sends)
         self.max_attempt = max(self.max_attempt, other.max_attempt)
         self.retried.update(other.retried)
         self.task_timeouts += other.task_timeouts
@@ -55,6 +61,8 @@ async def _mails_of(client: Client, case_id: str) -> MailPlan:
     while True:
         history = await client.get_workflow_handle(case_id, run_id=run_id).fetch_history()
         types: dict[int, str] = {}
+        mails: dict[int, str] = {}  # scheduled event id -> Message-ID, in this run
+        last_attempt: dict[int, tuple[int, int | None]] = {}  # -> (attempt, worker pid)
         for event in history.events:
             if event.HasField("activity_task_scheduled_event_attributes"):
                 scheduled = event.activity_task_scheduled_event_attributes
@@ -67,15 +75,23 @@ async def _mails_of(client: Client, case_id: str) -> MailPlan:
                 )
                 mid = message_id(case_id, request.key, opaque=request.kind in ANONYMOUS_KINDS)
                 plan.kinds[mid] = request.kind
+                mails[event.event_id] = mid
             elif event.HasField("activity_task_started_event_attributes"):
                 started_task = event.activity_task_started_event_attributes
                 plan.max_attempt = max(plan.max_attempt, started_task.attempt)
+                last_attempt[started_task.scheduled_event_id] = (
+                    started_task.attempt,
+                    pid_of(started_task.identity),
+                )
                 if started_task.attempt > 1:
                     plan.retried[types.get(started_task.scheduled_event_id, "?")] += 1
             elif event.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_TIMED_OUT:
                 plan.task_timeouts += 1
             elif event.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED:
                 plan.task_failures += 1
+        for scheduled_id, mid in mails.items():
+            attempts, pid = last_attempt.get(scheduled_id, (0, None))
+            plan.sends.setdefault(mid, []).append(SendActivity(attempts, pid))
         started = history.events[0].workflow_execution_started_event_attributes
         run_id = started.continued_execution_run_id or None
         if run_id is None:  # the first run of the case
@@ -105,6 +121,7 @@ class Tally:
     audit: str = ""
     lost: list[str] = field(default_factory=list)
     duplicated: list[str] = field(default_factory=list)
+    resent: list[str] = field(default_factory=list)  # explained: chaos/duplicates.py
 
     def lines(self) -> list[str]:
         return [
@@ -116,9 +133,11 @@ class Tally:
             f"in the histories: {self.interrupted}; most attempts an activity took"
             f" {self.max_attempt}",
             f"audit verify: {self.audit}",
-            f"lost {len(self.lost)}, duplicated {len(self.duplicated)}",
+            f"lost {len(self.lost)}, duplicated {len(self.duplicated)}; resent after a"
+            f" SIGKILL inside SMTP's at-least-once window {len(self.resent)}",
             *(f"  LOST {x}" for x in self.lost[:20]),
             *(f"  DUPLICATED {x}" for x in self.duplicated[:20]),
+            *(f"  RESENT {x}" for x in self.resent),
         ]
 
 
@@ -172,6 +191,9 @@ async def tally(
 
     # Received first, then the histories: whatever was received had been scheduled by then.
     received = stack.mail.snapshot()
+    arrivals = stack.mail.arrivals()
+    kills = [kill for worker in stack.workers for kill in worker.killed]
+    workers = {pid: worker.name for worker in stack.workers for pid in worker.pids}
     plan = await scheduled_mails(stack, case_ids)
     t.max_attempt = plan.max_attempt
     retried = ", ".join(f"{n} {name}" for name, n in sorted(plan.retried.items())) or "none"
@@ -186,10 +208,11 @@ async def tally(
         if received[mid] == 0:
             t.lost.append(f"email {kind} {mid}: never received")
     for mid, times in sorted(received.items()):
-        if times > 1:
-            t.duplicated.append(f"email {mid}: received {times} times")
         if mid not in plan.kinds:
             t.duplicated.append(f"email {mid}: received but never scheduled")
+        elif times > 1:
+            verdict = classify(mid, arrivals[mid], kills, plan.sends.get(mid, []), workers)
+            (t.resent if verdict.explained else t.duplicated).append(f"email {verdict.text}")
 
     ok, said = audit_verify(stack)
     t.audit = said

@@ -16,7 +16,9 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 from app.devserver import DevServer
@@ -63,6 +65,15 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
     _kill_group(process)
 
 
+@dataclass(frozen=True)
+class Kill:
+    """One SIGKILL of a worker: when (time.time(), the relay's clock too) and which process."""
+
+    at: float
+    worker: str
+    pid: int
+
+
 class WorkerProcess:
     """`casework worker` with the scenario's settings; killed and restarted at will."""
 
@@ -72,7 +83,12 @@ class WorkerProcess:
         self.log = log
         self.process: subprocess.Popen[bytes] | None = None
         self.starts = 0
-        self.kills = 0
+        self.pids: list[int] = []  # of each start, in order
+        self.killed: list[Kill] = []
+
+    @property
+    def kills(self) -> int:
+        return len(self.killed)
 
     def start(self) -> None:
         casework = Path(sys.executable).parent / "casework"
@@ -87,6 +103,7 @@ class WorkerProcess:
                 preexec_fn=_die_with_parent(),
             )
         self.starts += 1
+        self.pids.append(self.process.pid)
 
     async def wait_ready(self, timeout: float = 120.0) -> bool:
         """Until this start of the worker says it polls its task queue (app/stack.py)."""
@@ -105,9 +122,11 @@ class WorkerProcess:
     def kill(self) -> None:
         """SIGKILL: no graceful shutdown, activities in flight abandoned mid-way."""
         if self.process is not None:
+            pid = self.process.pid
             _kill_group(self.process)
+            # Stamped once it is reaped: dead by this moment, if not a little before.
+            self.killed.append(Kill(time.time(), self.name, pid))
             self.process = None
-            self.kills += 1
 
     def stop(self) -> None:
         if self.process is not None:

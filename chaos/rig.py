@@ -179,6 +179,8 @@ async def stack(
     server = KillableDevServer(workdir / "temporal")
     mail = MailCapture(free_port())
     started: list[WorkerProcess] = []
+    # Whose connections the relay looks up: the workers' processes of the moment.
+    mail.senders = lambda: [p.pid for w in started if (p := w.process) is not None]
     ok = False
     try:
         policy = workdir / "policy.toml"

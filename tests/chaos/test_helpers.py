@@ -4,6 +4,7 @@ Message-IDs and goes down, and the policy file it writes for short clocks."""
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 import threading
 from collections.abc import Iterator
@@ -88,6 +89,10 @@ async def test_the_relay_counts_each_message_id_and_refuses_while_down() -> None
         await aiosmtplib.send(message("<one@t>"), hostname="127.0.0.1", port=capture.port)
         await aiosmtplib.send(message("<two@t>"), hostname="127.0.0.1", port=capture.port)
         assert capture.snapshot() == {"<one@t>": 2, "<two@t>": 1}
+        # Each copy tied to the process that sent it (this one), in arrival order.
+        one = capture.arrivals()["<one@t>"]
+        assert [c.pid for c in one] == [os.getpid(), os.getpid()]
+        assert one[0].at <= one[1].at
 
         capture.stop()
         with pytest.raises(aiosmtplib.SMTPConnectError):
