@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import random
 import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar, cast
 
-from sqlalchemy import Engine, func, or_, select, update
+from sqlalchemy import Engine, Select, Table, bindparam, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 from temporalio import activity
@@ -98,6 +99,19 @@ def hash_of(event: StoredEvent) -> str:
     )
 
 
+_CASES = cast(Table, Case.__table__)
+_EVENTS = cast(Table, CaseEvent.__table__)
+
+# Statements built once and executed on the session's connection with parameters: built
+# and run through the ORM for every call, their construction, cache keys and unit of
+# work cost several times the database's own work (bench/RESULTS.md, target 6).
+_LOCK_SQLITE = (
+    update(_CASES).where(_CASES.c.id == bindparam("case_id")).values(version=_CASES.c.version)
+)
+_LOCK_ROW = select(_CASES.c.id).where(_CASES.c.id == bindparam("case_id")).with_for_update()
+_INSERT_EVENTS = insert(_EVENTS)
+
+
 def _lock_case(session: Session, case_id: str) -> None:
     """Serialise writers of one case's chain before reading its last event.
 
@@ -106,38 +120,44 @@ def _lock_case(session: Session, case_id: str) -> None:
     writers could both read the same last seq. Either way the unique constraint on
     (case_id, seq) remains the guarantee; this only makes the race rare.
     """
-    if session.get_bind().dialect.name == "sqlite":
-        session.execute(
-            update(Case).where(Case.id == case_id).values(version=Case.version),
-            execution_options={"synchronize_session": False},
-        )
-    else:
-        session.execute(select(Case.id).where(Case.id == case_id).with_for_update())
+    connection = session.connection()
+    lock = _LOCK_SQLITE if connection.dialect.name == "sqlite" else _LOCK_ROW
+    connection.execute(lock, {"case_id": case_id})
+
+
+@functools.cache
+def _stored_or_last(key_count: int) -> Select[tuple[int, str, str]]:
+    """The events already stored under `key_count` keys, and the last event of the chain.
+
+    `key = ? OR ...` rather than an expanding `IN`, whose SQL is rendered again on every
+    execution (a transition has a few keys); one statement per count, built once.
+    """
+    last_seq = select(func.max(_EVENTS.c.seq)).where(_EVENTS.c.case_id == bindparam("case_id"))
+    matches = [_EVENTS.c.key == bindparam(f"key_{i}") for i in range(key_count)]
+    matches.append(_EVENTS.c.seq == last_seq.scalar_subquery())
+    return select(_EVENTS.c.seq, _EVENTS.c.hash, _EVENTS.c.key).where(
+        _EVENTS.c.case_id == bindparam("case_id"), or_(*matches)
+    )
 
 
 def append_events(session: Session, case_id: str, events: Sequence[EventIn]) -> list[CaseEvent]:
     """Append each event once, keyed by (case_id, key); returns the events appended now.
 
     An event whose key is already stored (a retry) is skipped. The caller commits. A
-    concurrent writer that took the same seq makes this flush or that commit fail on
+    concurrent writer that took the same seq makes this insert or that commit fail on
     (case_id, seq) or (case_id, key): retry the whole transaction (append_events_retrying).
+    The rows are written with Core statements: the returned `CaseEvent`s are not in the
+    session.
     """
     if not events:
         return []
     _lock_case(session, case_id)
-    keys = {e.key for e in events}
+    keys = sorted({e.key for e in events})
     # One round trip, while the case is locked: the events already stored under these
     # keys, and the last event of the chain (both indexed by their unique constraints).
-    # `key = ? OR ...` rather than `IN`: an expanding IN re-renders its SQL on every
-    # execution, which cost more CPU than the query (a transition has a few keys).
-    last_seq = select(func.max(CaseEvent.seq)).where(CaseEvent.case_id == case_id)
-    stored_or_last = [CaseEvent.key == key for key in sorted(keys)]
-    stored_or_last.append(CaseEvent.seq == last_seq.scalar_subquery())
-    rows = session.execute(
-        select(CaseEvent.seq, CaseEvent.hash, CaseEvent.key).where(
-            CaseEvent.case_id == case_id, or_(*stored_or_last)
-        )
-    ).all()
+    params = {"case_id": case_id, **{f"key_{i}": key for i, key in enumerate(keys)}}
+    connection = session.connection()
+    rows = connection.execute(_stored_or_last(len(keys)), params).all()
     stored = {row.key for row in rows if row.key in keys}
     last = max(rows, key=lambda row: row.seq, default=None)
     seq, prev_hash = (last.seq, last.hash) if last is not None else (0, GENESIS_HASH)
@@ -163,9 +183,16 @@ def append_events(session: Session, case_id: str, events: Sequence[EventIn]) -> 
         )
         row.hash = hash_of(row)
         prev_hash = row.hash
-        session.add(row)
         appended.append(row)
-    session.flush()
+    if appended:
+        columns = ("case_id", "seq", "key", "at", "actor", "kind", "stage", "data")
+        connection.execute(
+            _INSERT_EVENTS,
+            [
+                {**{c: getattr(r, c) for c in columns}, "prev_hash": r.prev_hash, "hash": r.hash}
+                for r in appended
+            ],
+        )
     return appended
 
 
@@ -207,24 +234,37 @@ def _row_values(snapshot: CaseSnapshot) -> dict[str, Any]:
     }
 
 
+# Every column a snapshot may write (all but the key and the version), to compare.
+_STORED_CASE = select(*(c for c in _CASES.c if c.name not in ("id", "version"))).where(
+    _CASES.c.id == bindparam("case_id")
+)
+_STORED_CASE_LOCKED = _STORED_CASE.with_for_update()
+_INSERT_CASE = insert(_CASES)
+# The new values come as parameters named after their columns.
+_UPDATE_CASE = (
+    update(_CASES).where(_CASES.c.id == bindparam("case_id")).values(version=_CASES.c.version + 1)
+)
+
+
 def upsert_case(session: Session, snapshot: CaseSnapshot) -> None:
     """Insert or update the case row from the snapshot, bumping `version` when it changes.
 
     The workflow's updated_at only moves forward, so a stored row with a later one came
     from a newer snapshot, which a delayed retry must not undo. Writing the same
-    snapshot again changes nothing, not even `version`.
+    snapshot again changes nothing, not even `version`. Written with Core statements, as
+    `append_events` is: a `Case` already loaded in the session is not refreshed.
     """
     values = _row_values(snapshot)
-    row = session.get(Case, snapshot.id, with_for_update=True)
-    if row is None:
-        session.add(Case(id=snapshot.id, version=1, **values))
-    elif row.updated_at > snapshot.updated_at:
+    connection = session.connection()
+    # SQLite has no row locks: its write lock is taken by the write below.
+    query = _STORED_CASE if connection.dialect.name == "sqlite" else _STORED_CASE_LOCKED
+    stored = connection.execute(query, {"case_id": snapshot.id}).first()
+    if stored is None:
+        connection.execute(_INSERT_CASE, {"id": snapshot.id, "version": 1, **values})
+    elif stored.updated_at > snapshot.updated_at:
         return
-    elif any(getattr(row, name) != value for name, value in values.items()):
-        for name, value in values.items():
-            setattr(row, name, value)
-        row.version += 1
-    session.flush()
+    elif any(getattr(stored, name) != value for name, value in values.items()):
+        connection.execute(_UPDATE_CASE, {"case_id": snapshot.id, **values})
 
 
 def in_transaction_retrying(

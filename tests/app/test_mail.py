@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from email import message_from_bytes, policy
-from email.message import EmailMessage
+from email.message import EmailMessage, MIMEPart
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +18,7 @@ from app.mail import (
     RenderedMail,
     build_message,
     make_template_env,
+    message_bytes,
     message_id,
     render_mail,
 )
@@ -278,8 +279,79 @@ def test_build_message_without_case_id_names_no_case() -> None:
 def test_build_message_refuses_header_injection(header: str, overrides: dict[str, Any]) -> None:
     with pytest.raises(ValueError, match=f"in the {header} header"):
         build(**overrides)
+    with pytest.raises(ValueError, match=f"in the {header} header"):
+        wire(**overrides)
 
 
 def test_build_message_needs_a_recipient() -> None:
     with pytest.raises(ValueError, match="no recipients"):
         build(to=[])
+    with pytest.raises(ValueError, match="no recipients"):
+        wire(to=[])
+
+
+def wire(**overrides: Any) -> bytes | None:
+    kwargs: dict[str, Any] = {
+        "rendered": RENDERED,
+        "sender": "Casework <casework@example.org>",
+        "to": ["a@example.org", "b@example.org"],
+        "message_id": message_id("IPA-1", "e1"),
+        "case_id": "IPA-1",
+        "date": datetime(2026, 1, 5, 9, 30, tzinfo=UTC),
+    }
+    kwargs.update(overrides)
+    return message_bytes(**kwargs)
+
+
+def _text(part: MIMEPart) -> str:
+    # Line breaks as the reader sees them: CRLF on the wire is a line break.
+    content: str = part.get_content()
+    return content.replace("\r\n", "\n")
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {},
+        {"case_id": None, "message_id": message_id("IPA-1", "e1", opaque=True)},
+        {"to": [f"officer{i}@example.org" for i in range(40)]},
+        {
+            "rendered": RenderedMail(
+                "Zoë's request — " + "a long subject " * 8,
+                "Héllo Zoë\n" + "é" * 300 + "\n.\n..leading dots\r\nCRLF\n\n",
+                "<p>" + "x" * 2000 + "</p>",
+            )
+        },
+        {"rendered": RenderedMail("=?utf-8?q?not_an_encoded_word?=", "no newline", "")},
+        {"rendered": RenderedMail("Tab\there", "a = sign \ntrailing space \n\tx\n", "<p/>\n")},
+    ],
+    ids=["plain", "anonymous", "many-recipients", "non-ascii", "encoded-word-lookalike", "qp"],
+)
+def test_message_bytes_read_back_as_build_message_says(overrides: dict[str, Any]) -> None:
+    """The hand-written wire form parses to the headers and text the library builds."""
+    raw = wire(**overrides)
+    assert raw is not None
+    assert raw.isascii()  # 7-bit clean: no 8BITMIME or SMTPUTF8 needed
+    lines = raw.split(b"\r\n")
+    assert all(b"\r" not in line and b"\n" not in line for line in lines)
+    assert max(len(line) for line in lines) <= 78
+
+    expected = build(**{"sender": "Casework <casework@example.org>", **overrides})
+    parsed = message_from_bytes(raw, policy=policy.default)
+    assert isinstance(parsed, EmailMessage)
+    for name in ("From", "To", "Date", "Message-ID", "Auto-Submitted", "X-Casework-Case"):
+        assert parsed[name] == expected[name], name
+    assert parsed["References"] == expected["References"]
+    rendered: RenderedMail = overrides.get("rendered", RENDERED)
+    assert parsed["Subject"] == rendered.subject
+    assert parsed.get_content_type() == "multipart/alternative"
+    want = [(p.get_content_type(), _text(p)) for p in expected.iter_parts()]
+    got = [(p.get_content_type(), _text(p)) for p in parsed.iter_parts()]
+    assert got == want
+    assert all(p.get_content_charset() == "utf-8" for p in parsed.iter_parts())
+
+
+def test_message_bytes_leaves_an_address_that_is_not_ascii_to_build_message() -> None:
+    # It needs SMTPUTF8, which aiosmtplib negotiates when it sends an EmailMessage.
+    assert wire(to=["zoë@example.org"]) is None
+    assert wire(sender="casework@exämple.org") is None
