@@ -16,6 +16,7 @@ from sqlalchemy import ColumnElement, and_, case, false, func, null, or_, select
 from app.views import partial_viewers
 from models import Case
 from models.cases import party_email
+from models.search import text_search
 from workflows.common import Actor
 from workflows.rules import CaseTypeRules
 
@@ -54,7 +55,10 @@ def where(types: list[CaseTypeRules], actor: Actor, f: CaseFilter) -> ColumnElem
         (shown if f.requester == actor.email else hidden).append(Case.requester == f.requester)
     search = search_sql(f.q) if f.q and f.q.strip() else None
     visible = [visible_sql(rules, actor, hidden=hidden, search=search) for rules in types]
-    return and_(or_(false(), *visible), *shown)
+    # What any match (whole or outline) must have, from the search index: the database
+    # reads only those cases, not all of them, to check the exact rule above.
+    indexed = [text_search((f.q or "").lower().split())] if search else []
+    return and_(or_(false(), *visible), *shown, *indexed)
 
 
 def _holds_sql(who: str, actor: Actor, rules: CaseTypeRules) -> ColumnElement[bool]:

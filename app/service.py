@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import uuid4
 
-from sqlalchemy import ColumnElement, func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
@@ -22,7 +22,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from activities.directory import manager_of
 from activities.records import append_events_retrying
-from app import identity, queries
+from app import identity, listing
 from app.bootstrap import Services
 from app.case_ids import next_case_id
 from app.errors import (
@@ -221,18 +221,8 @@ async def list_cases(
         q=q,
         requester=actor.email if requester == "me" else (requester or "").strip().lower() or None,
     )
-    condition = queries.where(types, actor, f)
-    order: list[ColumnElement[Any]] = [Case.opened_at.desc(), Case.id.desc()]
-    if sort == "due":
-        due = queries.due_order(types, actor)
-        order = [due.is_(None), due.asc(), *order]
-
     def work(session: Session) -> tuple[list[Case], int]:
-        total = session.scalar(select(func.count()).select_from(Case).where(condition)) or 0
-        rows = session.scalars(
-            select(Case).where(condition).order_by(*order).limit(limit).offset(offset)
-        )
-        return list(rows), total
+        return listing.page(session, types, actor, f, sort=sort, limit=limit, offset=offset)
 
     rows, total = await svc.run(work)
     items = []

@@ -15,29 +15,35 @@ from models import Base
 config = context.config
 target_metadata = Base.metadata
 
-# The party indexes (migration 0002) are on expressions, which SQLite's reflection skips
-# and PostgreSQL's rewrites: `alembic check` leaves them out rather than misreport them.
+# The party indexes (migration 0002) and PostgreSQL's search index (0003) are on
+# expressions, which SQLite's reflection skips and PostgreSQL's rewrites: `alembic
+# check` leaves them out rather than misreport them.
 EXPRESSION_INDEXES = frozenset(
     {"ix_cases_party_caseworker", "ix_cases_party_investigator"}
-    | {"ix_cases_party_perpetrator", "ix_cases_party_subject"}
+    | {"ix_cases_party_perpetrator", "ix_cases_party_subject", "ix_cases_search_trgm"}
 )
 warnings.filterwarnings(
-    "ignore", "Skipped unsupported reflection of expression-based index ix_cases_party_", SAWarning
+    "ignore",
+    "Skipped unsupported reflection of expression-based index ix_cases_(party_|search_trgm)",
+    SAWarning,
 )
 warnings.filterwarnings(
-    "ignore", "autogenerate skipping .*expression-based index 'ix_cases_party_", UserWarning
+    "ignore",
+    "autogenerate skipping .*expression-based index 'ix_cases_(party_|search_trgm)",
+    UserWarning,
 )
 
 
-# PostgreSQL's alone (models.cases declares it `ddl_if` PostgreSQL).
-POSTGRESQL_INDEXES = frozenset({"ix_cases_search_text_trgm"})
+# SQLite's search index (migration 0003): an FTS5 virtual table and the shadow tables
+# FTS5 keeps its index in, none of which the models describe.
+SEARCH_TABLES = "cases_search"
 
 
 def _include_object(obj: Any, name: str | None, type_: str, *_: Any) -> bool:
+    if type_ == "table":
+        return not (name or "").startswith(SEARCH_TABLES)
     if type_ != "index":
         return True
-    if name in POSTGRESQL_INDEXES:
-        return bool(context.get_context().dialect.name == "postgresql")
     return name not in EXPRESSION_INDEXES
 
 

@@ -14,6 +14,10 @@ from app.db import check_migrations, downgrade, make_engine, migrate
 from models import Base
 
 
+# SQLite's search index (migration 0003): the FTS5 table and the shadow tables it keeps.
+FTS_TABLES = {"cases_search"} | {f"cases_search_{t}" for t in ("config", "data", "docsize", "idx")}
+
+
 def _tables(url: str) -> set[str]:
     engine = make_engine(url)
     try:
@@ -22,15 +26,19 @@ def _tables(url: str) -> set[str]:
         engine.dispose()
 
 
+def _schema_tables(url: str) -> set[str]:
+    """The tables a migrated database holds: the models', Alembic's, and the search index."""
+    fts = FTS_TABLES if url.startswith("sqlite") else set()
+    return set(Base.metadata.tables) | {"alembic_version"} | fts
+
+
 def test_upgrade_downgrade_upgrade_and_check(
     empty_db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Another cwd: the migrations must be found from the package, not from ./migrations.
     monkeypatch.chdir(tmp_path)
-    model_tables = set(Base.metadata.tables)
-
     migrate(empty_db_url)
-    assert _tables(empty_db_url) == model_tables | {"alembic_version"}
+    assert _tables(empty_db_url) == _schema_tables(empty_db_url)
     check_migrations(empty_db_url)
 
     downgrade(empty_db_url, "base")
@@ -38,7 +46,7 @@ def test_upgrade_downgrade_upgrade_and_check(
 
     migrate(empty_db_url)
     migrate(empty_db_url)  # at head already: nothing to do
-    assert _tables(empty_db_url) == model_tables | {"alembic_version"}
+    assert _tables(empty_db_url) == _schema_tables(empty_db_url)
     check_migrations(empty_db_url)
 
 
