@@ -6,13 +6,18 @@ granted or withdrawn by `casework people import` counts at once.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from sqlalchemy.orm import Session
 
 from app import auth
 from app.bootstrap import Services
 from app.errors import Unauthorized
 from models import Person
 from workflows.common import Actor
+
+T = TypeVar("T")
 
 
 def _actor(person: Person) -> Actor:
@@ -21,10 +26,30 @@ def _actor(person: Person) -> Actor:
 
 async def authenticate(svc: Services, *, token: str) -> Actor:
     """The person an API token belongs to. Unauthorized if none (or they have left)."""
-    person = await svc.run(lambda s: auth.person_for_token(s, token))
-    if person is None:
+    actor, _ = await authenticate_reading(svc, token=token, also=_nothing)
+    return actor
+
+
+async def authenticate_reading(
+    svc: Services, *, token: str, also: Callable[[Session], T]
+) -> tuple[Actor, T]:
+    """`authenticate`, and `also` read in the same transaction once the token is good:
+    a request that needs its caller and a row (an action, its case) goes to the
+    database once. The token is checked as at every request: revocation counts at once."""
+
+    def work(session: Session) -> tuple[Person, T] | None:
+        person = auth.person_for_token(session, token)
+        return None if person is None else (person, also(session))
+
+    found = await svc.run(work)
+    if found is None:
         raise Unauthorized("token: missing, unknown or revoked")
-    return _actor(person)
+    person, read = found
+    return _actor(person), read
+
+
+def _nothing(session: Session) -> None:
+    return None
 
 
 async def authenticate_hash(svc: Services, *, token_hash: str) -> Actor:

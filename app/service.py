@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterable, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 from uuid import uuid4
@@ -63,9 +64,11 @@ from workflows.rules import (
 )
 
 __all__ = [
+    "CaseRead",
     "act",
     "actor_for",
     "authenticate",
+    "authenticate_reading",
     "case_events",
     "evidence_download",
     "get_case",
@@ -101,10 +104,31 @@ OPENERS: dict[str, Opener] = {
 async def authenticate(svc: Services, *, token: str, client: str | None = None) -> Actor:
     """The person an API token belongs to (Unauthorized if none), unless this address
     or this token's prefix has failed too often of late (TooManyAttempts, 429)."""
+    actor, _ = await authenticate_reading(svc, token=token, client=client, case_id=None)
+    return actor
+
+
+@dataclass(frozen=True)
+class CaseRead:
+    """A case's row (None: no such case), read in the caller's sign-in transaction."""
+
+    case_id: str
+    row: Case | None
+
+
+async def authenticate_reading(
+    svc: Services, *, token: str, client: str | None, case_id: str | None
+) -> tuple[Actor, CaseRead | None]:
+    """`authenticate`, and the case `case_id` read in the same trip to the database (an
+    action needs both: `act(read=...)`)."""
     keys = keys_for(client=client, token=token)
     svc.throttle.check(keys)
+
+    def read(session: Session) -> CaseRead | None:
+        return None if case_id is None else CaseRead(case_id, session.get(Case, case_id))
+
     try:
-        return await identity.authenticate(svc, token=token)
+        return await identity.authenticate_reading(svc, token=token, also=read)
     except Unauthorized:
         svc.throttle.failed(keys)
         raise
@@ -221,6 +245,7 @@ async def list_cases(
         q=q,
         requester=actor.email if requester == "me" else (requester or "").strip().lower() or None,
     )
+
     def work(session: Session) -> tuple[list[Case], int]:
         return listing.page(session, types, actor, f, sort=sort, limit=limit, offset=offset)
 
@@ -235,8 +260,13 @@ async def list_cases(
     return items, total
 
 
-async def _load(svc: Services, case_id: str) -> tuple[CaseTypeRules, CaseSnapshot]:
-    row = await svc.run(lambda s: s.get(Case, case_id))
+async def _load(
+    svc: Services, case_id: str, read: CaseRead | None = None
+) -> tuple[CaseTypeRules, CaseSnapshot]:
+    if read is not None and read.case_id == case_id:
+        row = read.row
+    else:
+        row = await svc.run(lambda s: s.get(Case, case_id))
     rules = CASE_TYPES.get(row.type) if row is not None else None
     if row is None or rules is None:
         raise NotFound(f"case: no such case {case_id}")
@@ -280,16 +310,23 @@ async def case_events(svc: Services, *, actor: Actor, case_id: str) -> list[dict
 
 
 async def act(
-    svc: Services, *, actor: Actor, case_id: str, action: str, fields: dict[str, Any]
+    svc: Services,
+    *,
+    actor: Actor,
+    case_id: str,
+    action: str,
+    fields: dict[str, Any],
+    read: CaseRead | None = None,
 ) -> dict[str, Any]:
-    """Take one action; the case after it. A refusal is recorded in the audit trail too."""
+    """Take one action; the case after it. A refusal is recorded in the audit trail too.
+    `read`: the case as `authenticate_reading` found it, not read again."""
     if not isinstance(action, str) or not action:
         raise Invalid("action: required")
     if len(action) > MAX_ACTION:  # no action is named so; not worth an audit record
         raise Invalid(f"action: unknown action (longer than {MAX_ACTION} characters)")
     if not isinstance(fields, dict):
         raise Invalid("fields: expected an object")
-    rules, case = await _load(svc, case_id)
+    rules, case = await _load(svc, case_id, read)
     await _refuse_unless_open_to(svc, actor, rules, case, action)
     handle = svc.client.get_workflow_handle(case_id)
     request = ActionRequest(action=action, actor=actor, fields=dict(fields))

@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from app import identity
+from app import identity, service
 from app.auth import issue_token, person_for_token, revoke_all, revoke_token, token_hash
 from app.bootstrap import Services
 from app.errors import NotFound, Unauthorized
@@ -78,3 +78,27 @@ async def test_authenticate_gives_the_actor_with_directory_roles(
         await identity.authenticate(offline_services, token=token + "x")
     with pytest.raises(Unauthorized, match="as: no such person"):
         await identity.actor_for(offline_services, email="ghost@dwp.gov.uk")
+
+
+async def test_an_action_reads_its_case_with_the_token_and_still_sees_a_revocation_at_once(
+    offline_services: Services, sessions: sessionmaker[Session]
+) -> None:
+    token = issue(sessions, "ann@dwp.gov.uk")
+    actor, read = await service.authenticate_reading(
+        offline_services, token=token, client="10.0.0.9", case_id="IPA-2026-000404"
+    )
+    assert actor.email == "ann@dwp.gov.uk"
+    assert read == service.CaseRead("IPA-2026-000404", None)  # no such case: act says 404
+    with sessions.begin() as session:
+        revoke_token(session, token)
+    with pytest.raises(Unauthorized):  # the very next request: no cached sign-in
+        await service.authenticate_reading(
+            offline_services, token=token, client="10.0.0.9", case_id="IPA-2026-000404"
+        )
+    with sessions.begin() as session:
+        import_people(session, PEOPLE.replace("sac;auditor", "auditor"))
+    fresh = issue(sessions, "ann@dwp.gov.uk")
+    actor, _ = await service.authenticate_reading(
+        offline_services, token=fresh, client="10.0.0.9", case_id=None
+    )
+    assert actor.roles == ["auditor"]  # a role withdrawn counts at the next request
