@@ -62,7 +62,9 @@ def _sender(copy: Copy, activity: SendActivity, workers: Mapping[int, str]) -> s
     who = f"{workers.get(copy.pid, 'pid')} {copy.pid}" if copy.pid else "an unknown process"
     if copy.pid is not None and copy.pid == activity.pid:
         return f"{who}, attempt {activity.attempts} (the last)"
-    return f"{who}, an earlier attempt"
+    if activity.attempts == 2:
+        return f"{who}, attempt 1"
+    return f"{who}, an earlier attempt (1 to {activity.attempts - 1})"
 
 
 def classify(
