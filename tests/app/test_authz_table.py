@@ -1,8 +1,8 @@
 """One authorisation table, role x action x stage x confidentiality, driving every API
-endpoint and CLI command on real cases (time-skipping Temporal, real worker): an IPA
-and a policy exception (open to all), an abuse investigation and a disciplinary
-referral (confidential, each with a party who sees only the outline), in every stage
-their journeys reach.
+endpoint, CLI command and staff page on real cases (time-skipping Temporal, real
+worker): an IPA and a policy exception (open to all), an abuse investigation and a
+disciplinary referral (confidential, each with a party who sees only the outline), in
+every stage their journeys reach, on SQLite and on PostgreSQL.
 
 The table is the hand-written one the rules tests check the rules against
 (`tests/workflows/test_*_rules.py`: who may take which action in which stage, who
@@ -13,32 +13,50 @@ sees a confidential case how); here each cell is asked of the surfaces people us
   404) and `POST .../actions` with every action the person may NOT take (404 for a case
   hidden from them, 409 when nobody may take it in this stage, else 403);
 - the CLI: `casework cases show`, `list` and `act` as that person, answering what the
-  API answers, word for word.
+  API answers, word for word;
+- the staff pages (`authz_pages.py`), each person signed in with their own token as a
+  browser would: the case page (404, outline or whole) and the action forms it offers,
+  the case on their work page or not, refused forms POSTed (the API's status, leaving
+  only a `refused` record in the audit trail), allowed forms POSTed without the CSRF
+  token (403) or over the body limit (413) changing nothing, evidence downloads, the
+  new-case forms, and at the end the dashboard and the mail page.
 
-Allowed actions are not taken here (they would move the case); the driver takes one
-per stage, through the service layer, as the person the table says may. A new surface
-(a page) is one more entry in SURFACES: a function observing one person on one case,
-and the answer the table says it owes.
+The journey itself is walked through the pages: each case opened with the new-case
+form, then one allowed action per stage POSTed through its form (accepted, 303) by the
+person the table says may, and an investigation's evidence uploaded through the case
+page. The SQLite run POSTs every refusal to the API and asks the CLI too; the pages and
+the PostgreSQL run POST a covering sample (`authz_pages.refusals_to_post`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import make_url
 from sqlalchemy.orm import Session, sessionmaker
 from temporalio.client import Client
 
 from app import service
 from app.bootstrap import Services
 from app.cli import main
+from app.mailcatcher import MailCatcher
 from app.people import import_people
+from tests.app.authz_pages import (
+    EVIDENCE,
+    observe_dashboard_and_mail,
+    observe_new_case,
+    observe_pages,
+    pages_for,
+    refusals_to_post,
+)
 from tests.app.investigations import DETAILS as ABU_DETAILS
 from tests.app.investigations import bearer, http_client
 from tests.workflows import test_exception_rules as pex_table
@@ -64,6 +82,10 @@ class Table:
     views: dict[str, str | None]  # person -> "whole" | "partial" | None (404)
     # Where a stage changes how someone sees the case: stage -> person -> view.
     stage_views: dict[str, dict[str, str | None]] = field(default_factory=dict)
+    openers: frozenset[str] | None = None  # who may open one; None: anyone
+
+    def may_open(self, person: str) -> bool:
+        return self.openers is None or person in self.openers
 
     def view(self, stage: str, person: str) -> str | None:
         return self.stage_views.get(stage, {}).get(person, self.views[person])
@@ -106,6 +128,7 @@ TABLES = {
         lambda p: set(),
         dis_table.SEES,  # confidential
         {dis.HR_REVIEW: {"caseworker": None}},  # not yet appointed
+        frozenset({"hr", "hr_lead"}),  # only HR refers (test_only_hr_opens_a_referral)
     ),
 }
 MANAGERS = {
@@ -171,12 +194,14 @@ def _run_cli(argv: list[str], out: Path, err: Path) -> int:
 
 
 Observed = dict[tuple[str, ...], Any]
+Refusals = set[tuple[str, str]]  # (person, action)
 
 
 async def observe_api(
-    probe: Probe, table: Table, stage: str, case_id: str
+    probe: Probe, table: Table, stage: str, case_id: str, only: Refusals | None = None
 ) -> tuple[Observed, Observed]:
-    """(what the table says, what the API answered) for every person and endpoint."""
+    """(what the table says, what the API answered) for every person and endpoint; every
+    refused action POSTed, or those of `only`."""
     want: Observed = {}
     got: Observed = {}
     for person, actor in table.people.items():
@@ -196,7 +221,7 @@ async def observe_api(
         want[person, "events"] = {"whole": 200, "partial": 403, None: 404}[view]
         got[person, "events"] = events.status_code
         for action in table.rules.by_name:
-            if action in allowed:
+            if action in allowed or (only is not None and (person, action) not in only):
                 continue
             answer = await probe.post(email, case_id, action)
             want[person, "act", action] = post_status(table, stage, person, action)
@@ -240,16 +265,19 @@ async def observe_cli(
 
 # ---- the cases, driven stage by stage ----------------------------------------------------
 
-Step = Callable[[Services, str], Awaitable[None]]
+
+@dataclass(frozen=True)
+class Step:
+    """An action the table allows, taken through its form on the case page."""
+
+    person: str
+    action: str
+    fields: dict[str, Any]
 
 
 def act_as(table: Table, person: str, action: str, **fields: Any) -> Step:
-    async def step(svc: Services, case_id: str) -> None:
-        await service.act(
-            svc, actor=table.people[person], case_id=case_id, action=action, fields=fields
-        )
-
-    return step
+    assert table.people[person]  # a person of this table
+    return Step(person, action, fields)
 
 
 IPA, ABU, DIS = (
@@ -351,7 +379,18 @@ CLI_STAGE = {
 }
 
 
-@pytest.mark.parametrize("empty_db_url", ["sqlite"], indirect=True)
+# Where an evidence file is uploaded through the case page's form, and by whom.
+UPLOADS = {("abuse_investigation", abu.INVESTIGATION): "investigator"}
+
+
+@pytest.fixture
+def smtp_sink(tmp_path: Path) -> Iterator[tuple[MailCatcher, int]]:
+    """The embedded stack's mail catcher in place of the sink: the workflows' mail kept in
+    the data directory, where the mail page reads it."""
+    with MailCatcher(tmp_path) as catcher:
+        yield catcher, catcher.port
+
+
 @pytest.mark.parametrize("case_type", sorted(JOURNEYS))
 async def test_every_cell_of_the_table_on_every_surface(
     case_type: str,
@@ -370,31 +409,58 @@ async def test_every_cell_of_the_table_on_every_surface(
     monkeypatch.setenv("CASEWORK_DATABASE_URL", services.settings.database_url)
     monkeypatch.setenv("CASEWORK_DATA_DIR", str(tmp_path))
     monkeypatch.setenv("CASEWORK_SMTP_HOST", "127.0.0.1")
+    # Which person may do what is decided the same way whatever the database; what differs
+    # is how cases are found (the SQL of lists and searches), which every read asks. So
+    # on SQLite every refusal is POSTed to the API and the CLI is asked too; on
+    # PostgreSQL, the same covering sample of refusals as the pages'.
+    exhaustive = make_url(services.settings.database_url).get_backend_name() == "sqlite"
     opener, details, journey = JOURNEYS[case_type]
-    case = await service.open_case(
-        services, actor=table.people[opener], case_type=case_type, details=details
-    )
-    case_id = case["id"]
-    auth = bearer(services.sessions, *(a.email for a in table.people.values()))
+    emails = [a.email for a in table.people.values()]
+    auth = bearer(services.sessions, *emails)
     want: Observed = {}
     got: Observed = {}
+
+    def record(prefix: tuple[str, ...], observed: tuple[Observed, Observed]) -> None:
+        want.update({(*prefix, *k): v for k, v in observed[0].items()})
+        got.update({(*prefix, *k): v for k, v in observed[1].items()})
+
     async for api in http_client(services):
-        probe = Probe(api, auth, tmp_path)
-        for step, stage in journey:
-            if step is not None:
-                await step(services, case_id)
-            shown = await service.get_case(services, actor=table.people["admin"], case_id=case_id)
-            assert shown["stage"] == stage
-            w, g = await observe_api(probe, table, stage, case_id)
-            want.update({(stage, *k): v for k, v in w.items()})
-            got.update({(stage, *k): v for k, v in g.items()})
-            if stage == CLI_STAGE[case_type] and not any(k[0] == "cli" for k in want):
-                w, g = await observe_cli(probe, table, stage, case_id)
-                want.update({("cli", stage, *k): v for k, v in w.items()})
-                got.update({("cli", stage, *k): v for k, v in g.items()})
+        async for pages in pages_for(services, emails):
+            record(("new",), await observe_new_case(pages, table, case_type, details))
+            case_id = await pages.open_case(table.people[opener].email, case_type, details)
+            probe = Probe(api, auth, tmp_path)
+            for n, (step, stage) in enumerate(journey):
+                if step is not None:
+                    email = table.people[step.person].email
+                    await pages.act(email, case_id, step.action, step.fields)
+                shown = await service.get_case(
+                    services, actor=table.people["admin"], case_id=case_id
+                )
+                assert shown["stage"] == stage
+                if uploader := UPLOADS.get((case_type, stage)):
+                    stored = await pages.upload(table.people[uploader].email, case_id, EVIDENCE)
+                    assert stored.status_code == 303, stored.text[-2000:]
+                    pages.evidence[case_id] = hashlib.sha256(EVIDENCE).hexdigest()
+                at = (f"{n}:{stage}",)
+
+                def refused(person: str, action: str, stage: str = stage) -> int:
+                    return post_status(table, stage, person, action)
+
+                only = None if exhaustive else refusals_to_post(table, stage, refused)
+                record((*at, "api"), await observe_api(probe, table, stage, case_id, only))
+                record((*at, "pages"), await observe_pages(pages, table, stage, case_id, refused))
+                if (
+                    exhaustive
+                    and stage == CLI_STAGE[case_type]
+                    and not any(k[1] == "cli" for k in want)
+                ):
+                    record((*at, "cli"), await observe_cli(probe, table, stage, case_id))
+            record(("end",), await observe_dashboard_and_mail(pages, table))
     # Cell by cell, so a failure names the stage, the person, the surface and the action.
     assert {k: v for k, v in got.items() if want.get(k) != v} == {}
     assert want.keys() == got.keys()
+    # The CLI was asked, at a stage the journey reached.
+    assert any(k[1] == "cli" for k in want) == exhaustive
 
 
 def test_the_table_covers_every_action_and_stage_it_claims_to() -> None:
