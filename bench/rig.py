@@ -1,5 +1,6 @@
-"""What a benchmark runs against: its own dev server, records database and SMTP sink,
-and meters for activities and CPU. Everything is temporary and torn down on exit.
+"""What a benchmark runs against: its own dev server, records database and SMTP sink
+(the server and the sink processes of their own), and meters for activities and CPU.
+Everything is temporary and torn down on exit.
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-from aiosmtpd.controller import Controller
 from psycopg import sql
 from sqlalchemy import make_url
 from temporalio import activity
@@ -41,6 +41,7 @@ from temporalio.worker import (
 from temporalio.worker import Interceptor as WorkerInterceptor
 
 from app.db import migrate
+from bench.sink import LISTENING
 
 NAMESPACE = "default"
 # The dev server's SQLite file in WAL mode: what `casework up` runs on one machine.
@@ -158,27 +159,53 @@ async def _wait_ready(server: DevServer, log: Path, timeout: float = 30.0) -> No
             await asyncio.sleep(0.2)
 
 
-class MailCounter:
-    """An aiosmtpd handler that accepts every message and counts it."""
-
-    def __init__(self) -> None:
-        self.received = 0
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        self.received += 1
-        return "250 OK"
+SINK_READY_TIMEOUT = 30.0
 
 
-@contextmanager
-def smtp_sink() -> Iterator[tuple[MailCounter, int]]:
-    """A real SMTP server in this process (aiosmtpd runs its own thread and loop)."""
-    counter, port = MailCounter(), free_port()
-    controller = Controller(counter, hostname="127.0.0.1", port=port)
-    controller.start()
+@dataclass
+class SmtpSink:
+    """The relay: `python -m bench.sink`, a process of its own; `received` counts the
+    messages it has accepted, from the line it writes for each."""
+
+    port: int
+    process: asyncio.subprocess.Process
+    received: int = 0
+
+    async def follow(self, stream: asyncio.StreamReader) -> None:
+        while await stream.readline():
+            self.received += 1
+
+    def cpu(self) -> float:
+        return process_cpu(self.process.pid)
+
+
+@asynccontextmanager
+async def smtp_sink(workdir: Path) -> AsyncIterator[SmtpSink]:
+    """A real SMTP server (aiosmtpd) in a process of its own, as a relay is on another
+    machine: not in the measured process. Its stderr goes to `workdir/sink.log`;
+    stopped on the way out, however the bench ends."""
+    log_path = workdir / "sink.log"
+    with log_path.open("wb") as log:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "bench.sink", stdout=asyncio.subprocess.PIPE, stderr=log
+        )
+    reader: asyncio.Task[None] | None = None
     try:
-        yield counter, port
+        assert process.stdout is not None
+        try:
+            first = await asyncio.wait_for(process.stdout.readline(), SINK_READY_TIMEOUT)
+        except TimeoutError:
+            first = b""
+        word, _, port = first.decode().partition(" ")
+        if word != LISTENING:
+            raise SystemExit(f"SMTP sink did not start: {log_path.read_text()[-2000:]}")
+        sink = SmtpSink(int(port), process)
+        reader = asyncio.create_task(sink.follow(process.stdout))
+        yield sink
     finally:
-        controller.stop()
+        await stop_process(process, grace=10)
+        if reader is not None:
+            reader.cancel()
 
 
 @contextmanager
