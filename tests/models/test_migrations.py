@@ -13,7 +13,6 @@ from sqlalchemy import inspect, text
 from app.db import check_migrations, downgrade, make_engine, migrate
 from models import Base
 
-
 # SQLite's search index (migration 0003): the FTS5 table and the shadow tables it keeps.
 FTS_TABLES = {"cases_search"} | {f"cases_search_{t}" for t in ("config", "data", "docsize", "idx")}
 
