@@ -34,7 +34,7 @@ from app.codec import PayloadKey, PayloadKeyError, parse_keys
 
 DEFAULT_POLICY_FILE = Path(__file__).with_name("default_policy.toml")
 _PREFIX = "CASEWORK_"
-# A cached Casework workflow costs a worker about 0.3 MB (bench/memory.py): 250 keeps a
+# A cached Casework workflow costs a worker about 0.13 MB (bench/RESULTS.md): 250 keeps a
 # worker under 300 MB resident, and a case evicted is replayed from its history when
 # its next action or timer comes, hours or days later (Temporal's own default is 1000).
 DEFAULT_WORKFLOW_CACHE_SIZE = 250
