@@ -225,7 +225,8 @@ def test_opaque_message_id_hides_the_case() -> None:
 RENDERED = RenderedMail(subject="Case IPA-1 opened", text="Hello\n", html="<p>Hello</p>\n")
 
 
-def build(**overrides: Any) -> EmailMessage:
+def message_parts(**overrides: Any) -> dict[str, Any]:
+    """The arguments of `build_message` and `message_bytes` for a plain mail, overridden."""
     kwargs: dict[str, Any] = {
         "rendered": RENDERED,
         "sender": "casework@example.org",
@@ -235,7 +236,11 @@ def build(**overrides: Any) -> EmailMessage:
         "date": datetime(2026, 1, 5, 9, 30, tzinfo=UTC),
     }
     kwargs.update(overrides)
-    return build_message(**kwargs)
+    return kwargs
+
+
+def build(**overrides: Any) -> EmailMessage:
+    return build_message(**message_parts(**overrides))
 
 
 def test_build_message_is_multipart_alternative_text_then_html() -> None:
@@ -291,16 +296,9 @@ def test_build_message_needs_a_recipient() -> None:
 
 
 def wire(**overrides: Any) -> bytes | None:
-    kwargs: dict[str, Any] = {
-        "rendered": RENDERED,
-        "sender": "Casework <casework@example.org>",
-        "to": ["a@example.org", "b@example.org"],
-        "message_id": message_id("IPA-1", "e1"),
-        "case_id": "IPA-1",
-        "date": datetime(2026, 1, 5, 9, 30, tzinfo=UTC),
-    }
-    kwargs.update(overrides)
-    return message_bytes(**kwargs)
+    return message_bytes(
+        **message_parts(**{"sender": "Casework <casework@example.org>", **overrides})
+    )
 
 
 def _text(part: MIMEPart) -> str:
