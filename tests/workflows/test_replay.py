@@ -15,7 +15,9 @@ from temporalio.worker import Replayer
 
 from worker import WORKFLOWS, workflow_runner
 
-HISTORIES = sorted((Path(__file__).resolve().parents[1] / "histories").glob("*.json"))
+HISTORY_DIR = Path(__file__).resolve().parents[1] / "histories"
+# Each folder under histories/ keeps the runs recorded before one patch (README).
+HISTORIES = sorted(HISTORY_DIR.rglob("*.json"))
 
 
 def test_there_are_saved_histories_of_every_workflow_type() -> None:
@@ -28,7 +30,7 @@ def test_there_are_saved_histories_of_every_workflow_type() -> None:
     assert types == {w.__temporal_workflow_definition.name for w in WORKFLOWS}  # type: ignore[attr-defined]
 
 
-@pytest.mark.parametrize("path", HISTORIES, ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", HISTORIES, ids=lambda p: str(p.relative_to(HISTORY_DIR)))
 async def test_saved_history_replays(path: Path) -> None:
     history = WorkflowHistory.from_json(path.stem, path.read_text())
     replayer = Replayer(workflows=WORKFLOWS, workflow_runner=workflow_runner())
