@@ -40,7 +40,7 @@ import time
 import urllib.request
 from collections import Counter
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field, replace
 from email.parser import BytesHeaderParser
 from email.policy import compat32
@@ -240,24 +240,20 @@ class WorkerReading(NamedTuple):
 async def burst_workers(
     count: int, argv: list[str], values: dict[str, str], workdir: Path
 ) -> AsyncIterator[list[BurstWorker]]:
-    """`count` worker processes on the same task queue, each serving its SDK metrics on a
-    port of its own, its output in `workdir/burst-worker-<n>.log`. All are stopped at
-    once on the way out: the wait is one grace period, not one per worker."""
+    """`count` worker processes (`child`) on the same task queue, each serving its SDK
+    metrics on a port of its own, its output in `workdir/burst-worker-<n>.log`."""
     ports: set[int] = set()
     while len(ports) < count:  # free_port may hand the same port out twice
         ports.add(rig.free_port())
-    workers: list[BurstWorker] = []
-    try:
+    async with AsyncExitStack() as stack:
+        workers: list[BurstWorker] = []
         for n, port in enumerate(sorted(ports), 1):
             env = child_env(workdir, {**values, "CASEWORK_METRICS_PORT": str(port)})
-            with (workdir / f"burst-worker-{n}.log").open("wb") as log:
-                process = await asyncio.create_subprocess_exec(
-                    *argv, env=env, stdout=log, stderr=asyncio.subprocess.STDOUT
-                )
+            process = await stack.enter_async_context(
+                child(f"burst-worker-{n}", argv, env, workdir)
+            )
             workers.append(BurstWorker(process, port))
         yield workers
-    finally:
-        await asyncio.gather(*(rig.stop_process(w.process) for w in workers))
 
 
 async def read_workers(workers: list[BurstWorker]) -> list[WorkerReading]:
