@@ -44,6 +44,7 @@ PASSTHROUGH = (
     "workflows.common",
     "workflows.rules",
     "workflows.durations",
+    "workflows.localtime",
     "workflows.registry",
     "workflows.ipa_types",
     "workflows.referral_types",
@@ -80,6 +81,8 @@ def build_activities(settings: Settings, engine: Engine) -> list[Any]:
     sessions = session_factory(engine)
     records = RecordActivities(engine)
     directory = DirectoryActivities(engine)
+    # Reading the policy also reads its time zone, which workflows then find in zoneinfo's
+    # cache (workflows/localtime.py): no workflow task reads the time-zone database.
     policy = load_policy(settings.policy_file)
     linked = LinkedCaseActivities(engine, policy)
     retention = RetentionActivities(engine, policy)
@@ -88,7 +91,7 @@ def build_activities(settings: Settings, engine: Engine) -> list[Any]:
         smtp_config(settings),
         mail_from=settings.mail_from,
         base_url=settings.base_url,
-        env=make_template_env(),
+        env=make_template_env(timezone=policy.timezone),
     )
     return [
         records.record,

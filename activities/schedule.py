@@ -4,13 +4,19 @@ from __future__ import annotations
 
 from temporalio import activity
 
-from app.calendar import offsets
+from app.calendar import WorkingCalendar
 from workflows.common import OffsetsRequest, OffsetsResult
 
 
 @activity.defn(name="offsets")
 def add_offsets(request: OffsetsRequest) -> OffsetsResult:
-    """`start + d` for each duration; run as a local activity, so it is cheap."""
-    return OffsetsResult(
-        offsets(request.start, request.durations, request.bank_holidays, request.extra_holidays)
+    """`start + d` (or `start - d`) for each duration; run as a local activity, so cheap."""
+    calendar = WorkingCalendar.of(
+        request.bank_holidays,
+        request.extra_holidays,
+        request.timezone or None,
+        request.working_day_ends,
     )
+    if request.before:
+        return OffsetsResult([calendar.subtract(request.start, d) for d in request.durations])
+    return OffsetsResult(calendar.offsets(request.start, request.durations))

@@ -15,10 +15,20 @@ import tomllib
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from app.calendar import check_region, extra_days
+from app.calendar import (
+    DEFAULT_DAY_ENDS,
+    DEFAULT_REGION,
+    DEFAULT_TIMEZONE,
+    WorkingCalendar,
+    check_region,
+    extra_days,
+    time_of_day,
+    zone,
+)
 from workflows.common import CasePolicy, StageDurations
 from workflows.durations import Duration, parse_duration
 
@@ -36,6 +46,7 @@ REQUIRED_STAGES: dict[str, tuple[str, ...]] = {
     "disciplinary_referral": ("hr_review", "hearing", "appeal_window", "appeal"),
 }
 
+_CALENDAR_KEYS = ("bank_holidays", "extra_holidays", "timezone", "working_day_ends")
 _COMMON_KEYS = ("sla", "remind", "escalate_every")
 # Stage-specific keys; every one of them is required where it is allowed.
 _EXTRA_KEYS: dict[tuple[str, str], tuple[str, ...]] = {
@@ -72,6 +83,15 @@ class Policy:
     stages: dict[str, dict[str, StageDurations]]  # case type -> stage -> durations
     extra_holidays: tuple[str, ...] = ()  # ISO dates off besides the region's bank holidays
     retention: dict[str, Retention] = field(default_factory=dict)  # case type -> rule
+    timezone: str = DEFAULT_TIMEZONE  # working days judged, and times shown, in this zone
+    working_day_ends: str = DEFAULT_DAY_ENDS  # a working-day SLA is due at this local time
+
+    @cached_property
+    def calendar(self) -> WorkingCalendar:
+        """The working-day calendar new cases run on."""
+        return WorkingCalendar.of(
+            self.bank_holidays, self.extra_holidays, self.timezone, self.working_day_ends
+        )
 
     def for_case(self, case_type: str) -> CasePolicy:
         """The part a case of `case_type` runs under (a copy); KeyError for an unknown type."""
@@ -81,6 +101,8 @@ class Policy:
             version=self.version,
             bank_holidays=self.bank_holidays,
             extra_holidays=list(self.extra_holidays),
+            timezone=self.timezone,
+            working_day_ends=self.working_day_ends,
             stages={
                 name: replace(durations, extra=dict(durations.extra))
                 for name, durations in self.stages[case_type].items()
@@ -118,12 +140,19 @@ def parse_policy(text: str | bytes) -> Policy:
 def _policy(data: dict[str, Any], raw: bytes) -> Policy:
     _reject_unknown(data, "", ("calendar", "sla", "retention"), "section")
     calendar = _table(data, "calendar", "", default={})
-    _reject_unknown(calendar, "calendar.", ("bank_holidays", "extra_holidays"), "key")
-    region = calendar.get("bank_holidays", "GB-ENG")  # DESIGN: England and Wales by default
-    try:
-        check_region(region)
-    except ValueError as e:
-        raise PolicyError(f"calendar.bank_holidays: {e}") from None
+    _reject_unknown(calendar, "calendar.", _CALENDAR_KEYS, "key")
+    region = calendar.get("bank_holidays", DEFAULT_REGION)  # DESIGN: England and Wales
+    timezone = calendar.get("timezone", DEFAULT_TIMEZONE)
+    day_ends = calendar.get("working_day_ends", DEFAULT_DAY_ENDS)
+    for key, check, value in (
+        ("bank_holidays", check_region, region),
+        ("timezone", zone, timezone),
+        ("working_day_ends", time_of_day, day_ends),
+    ):
+        try:
+            check(value)
+        except ValueError as e:
+            raise PolicyError(f"calendar.{key}: {e}") from None
     extra = _extra_holidays(calendar.get("extra_holidays", []))
     retention = _retention(_table(data, "retention", "", default={}))
     sla = _table(data, "sla", "")
@@ -136,7 +165,9 @@ def _policy(data: dict[str, Any], raw: bytes) -> Policy:
             stage: _stage(case_type, stage, _table(sections, stage, f"sla.{case_type}."))
             for stage in stage_names
         }
-    return Policy(hashlib.sha256(raw).hexdigest(), region, stages, extra, retention)
+    return Policy(
+        hashlib.sha256(raw).hexdigest(), region, stages, extra, retention, timezone, day_ends
+    )
 
 
 _HEADER = re.compile(r"^\s*\[\[?\s*([^\]]+?)\s*\]\]?\s*(?:#.*)?$")

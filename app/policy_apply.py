@@ -27,7 +27,6 @@ from temporalio.client import WorkflowQueryFailedError, WorkflowUpdateFailedErro
 from temporalio.service import RPCError, RPCStatusCode
 
 from app.bootstrap import Services
-from app.calendar import add_duration
 from app.policy import Policy
 from app.temporal import temporal_errors
 from models import Case
@@ -76,10 +75,10 @@ def due_under(plan: ClockPlan | None, policy: Policy) -> datetime | None:
     if plan is None or plan.due is None:
         return None
     start = plan.start
-    extra = policy.extra_holidays
+    calendar = policy.calendar
     if plan.start_after:
-        start = add_duration(start, plan.start_after, policy.bank_holidays, extra)
-    return add_duration(start, plan.due, policy.bank_holidays, extra)
+        start = calendar.add(start, plan.start_after)
+    return calendar.add(start, plan.due)
 
 
 async def _preview(svc: Services, case: OpenCase, policy: Policy) -> CaseMove:

@@ -47,7 +47,6 @@ from app.evidence import (
 )
 from app.identity import actor_for, whoami
 from app.queries import CaseFilter
-from app.settings import Settings
 from app.temporal import temporal_errors
 from app.throttle import keys_for
 from app.views import View, case_json, event_json, snapshot_of, view_of
@@ -85,11 +84,13 @@ CLOSED_MESSAGE = "case is closed"
 MAX_ACTION = 40
 
 # Per case type: the policy's reason to refuse a request before anything starts.
-Intake = Callable[[dict[str, Any], Settings], Refusal | None]
+Intake = Callable[[dict[str, Any], Services], Refusal | None]
 INTAKE: dict[str, Intake] = {
-    ipa_types.TYPE: lambda details, s: ipa_types.intake_refusal(details, s.org_email_domains),
-    investigation_types.TYPE: lambda details, s: investigation_types.intake_refusal(
-        details, datetime.now(UTC).date()
+    ipa_types.TYPE: lambda details, svc: ipa_types.intake_refusal(
+        details, svc.settings.org_email_domains
+    ),
+    investigation_types.TYPE: lambda details, svc: investigation_types.intake_refusal(
+        details, svc.policy.calendar.local_date(datetime.now(UTC))
     ),
 }
 
@@ -154,7 +155,7 @@ async def open_case(
     try:
         cleaned = clean_fields(rules.details, details)
         intake = INTAKE.get(rules.type)
-        refusal = intake(cleaned, svc.settings) if intake else None
+        refusal = intake(cleaned, svc) if intake else None
     except Refusal as r:
         refusal = r
     if refusal is not None:

@@ -64,6 +64,10 @@ class CasePolicy:
     stages: dict[str, StageDurations] = field(default_factory=dict)
     # ISO dates that are not working days besides the region's bank holidays.
     extra_holidays: list[str] = field(default_factory=list)
+    # Working days are judged in this zone and end at this local time. Policies saved
+    # before local time decode with these defaults.
+    timezone: str = "Europe/London"
+    working_day_ends: str = "17:00"
 
 
 @dataclass
@@ -117,12 +121,18 @@ class RecordRequest:
 
 @dataclass
 class OffsetsRequest:
-    """Instants `start + d` for each duration, on the case's working-day calendar."""
+    """Instants `start + d` (or, `before`, `start - d`) for each duration, on the case's
+    working-day calendar."""
 
     start: datetime
     durations: list[str]
     bank_holidays: str = "GB-ENG"
     extra_holidays: list[str] = field(default_factory=list)
+    # "" asks for the rules before local time (UTC dates, the start's time of day): what
+    # a case that was running then recorded.
+    timezone: str = ""
+    working_day_ends: str = "17:00"
+    before: bool = False
 
 
 @dataclass
@@ -217,6 +227,9 @@ class CaseState:
     paused_at: datetime | None = None
     # Type-specific state (e.g. the IPA's next attestation).
     extra: dict[str, Any] = field(default_factory=dict)
+    # Whether working days are judged in the policy's zone and end at its working day's
+    # end; None until first asked (`CaseWorkflow.counts_in_local_time`).
+    local_time: bool | None = None
 
 
 @dataclass

@@ -53,7 +53,7 @@ from workflows.common import (
     TeamMembers,
     TeamMembersRequest,
 )
-from workflows.durations import add_elapsed, parse_duration
+from workflows.durations import add_elapsed, add_months, parse_duration
 from workflows.registry import (
     ACT_UPDATE,
     FOLLOW_SIGNAL,
@@ -71,6 +71,8 @@ LAPSED = "lapsed"
 RECORD_TIMEOUT = timedelta(seconds=30)
 # Patches (`workflow.patched`): each names a change to the commands a case issues.
 ESCALATION_TARGET_LOCAL = "escalation-target-local"
+# Working days judged in the policy's time zone, due at its working day's end.
+LOCAL_TIME = "calendar-local-time"
 # Mail is retried until the relay is back: a reminder late is better than lost.
 MAIL_RETRY = RetryPolicy(maximum_interval=timedelta(minutes=5))
 
@@ -184,9 +186,11 @@ class CaseWorkflow:
             return PolicyChangeResult(
                 self.case.id, old, new, old_due, old_due, changed=False, stage=self.case.stage
             )
-        # From here on, whatever plans a clock (an action in flight included) plans it anew.
+        # From here on, whatever plans a clock (an action in flight included) plans it anew,
+        # on the new file's calendar in the staff's time zone.
         self.policy = change.policy
         self.case.policy_version = new
+        self.state.local_time = True
         clock, paused = self.state.clock, self.state.paused_clock
         if clock is not None and (plan := self._replan(clock, self.case.stage)) is not None:
             planned = await self._planned(plan)
@@ -710,11 +714,26 @@ class CaseWorkflow:
         if due_at is None or due_at > workflow.now():
             clock.level, clock.chain_ended, clock.next_escalation_at = 0, False, None
 
-    async def offsets(self, start: datetime, durations: list[str]) -> list[datetime]:
-        """`start` plus each duration: ISO ones here, working days by the calendar activity."""
+    def counts_in_local_time(self) -> bool:
+        """Whether working days are judged in the staff's zone and end at its working day's
+        end: every case since local time shipped. A case that was running before keeps
+        the rules it recorded (UTC dates, the start's time of day) until a policy change
+        re-times it (`policy_changed`)."""
+        if self.state.local_time is None:
+            self.state.local_time = workflow.patched(LOCAL_TIME)
+        return self.state.local_time
+
+    async def offsets(
+        self, start: datetime, durations: list[str], *, before: bool = False
+    ) -> list[datetime]:
+        """`start` plus (`before`: less) each duration: ISO ones here, working days by the
+        calendar activity."""
         parsed = [parse_duration(d) for d in durations]
         if not any(p.is_working_days for p in parsed):
+            if before:
+                return [add_months(start, -p.months) - p.elapsed for p in parsed]
             return [add_elapsed(start, p) for p in parsed]
+        local = self.counts_in_local_time()
         result: OffsetsResult = await workflow.execute_local_activity(
             "offsets",
             OffsetsRequest(
@@ -722,6 +741,9 @@ class CaseWorkflow:
                 durations=durations,
                 bank_holidays=self.policy.bank_holidays,
                 extra_holidays=self.policy.extra_holidays,
+                timezone=self.policy.timezone if local else "",
+                working_day_ends=self.policy.working_day_ends,
+                before=before,
             ),
             result_type=OffsetsResult,
             start_to_close_timeout=timedelta(seconds=10),

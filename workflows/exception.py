@@ -148,14 +148,20 @@ class PolicyExceptionWorkflow(CaseWorkflow):
 
     async def _notice_before(self, expiry: datetime) -> datetime:
         """When the requester is told: the policy's `expiry_notice` before `expiry`."""
-        notice = parse_duration(self.policy.stages[pex.ACTIVE].extra["expiry_notice"])
+        text = self.policy.stages[pex.ACTIVE].extra["expiry_notice"]
+        notice = parse_duration(text)
         if notice.working_days is None:
             return add_months(expiry, -notice.months) - notice.elapsed
-        n = notice.working_days
-        if not n:
+        if not notice.working_days:
             return expiry
-        # The calendar activity only counts forward: list the working days of a span sure
-        # to hold n of them before the expiry's date, then count n back, at its time of day.
+        if self.counts_in_local_time():
+            return (await self.offsets(expiry, [text], before=True))[0]
+        return await self._notice_before_by_utc_dates(expiry, notice.working_days)
+
+    async def _notice_before_by_utc_dates(self, expiry: datetime, n: int) -> datetime:
+        """The notice as cases running before local time count it, commands and all: the
+        working days of a span sure to hold n of them before the expiry's UTC date, listed
+        forward, then n counted back, at the expiry's time of day."""
         expiry = expiry.astimezone(UTC)
         span = 2 * n + 10
         start = datetime.combine(expiry.date() - timedelta(days=span), time(0), UTC)

@@ -11,7 +11,7 @@ all read this module.
 from __future__ import annotations
 
 import re
-from datetime import date, timedelta
+from datetime import date
 from typing import Any
 
 from workflows.rules import (
@@ -204,8 +204,8 @@ def intake_refusal(details: dict[str, Any], today: date) -> Refusal | None:
         return Refusal(
             missing.code, f"perpetrator.{missing.message}", f"perpetrator.{missing.field}"
         )
-    # A day's grace: where the reporter is (BST), "today" may be a day ahead of UTC's.
-    if date.fromisoformat(details["occurred_on"]) > today + timedelta(days=1):
+    # `today` is the staff's date (the policy's time zone), not UTC's.
+    if date.fromisoformat(details["occurred_on"]) > today:
         return Refusal(INVALID, "occurred_on: cannot be in the future", "occurred_on")
     return None
 

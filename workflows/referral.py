@@ -17,6 +17,7 @@ from temporalio import workflow
 from workflows import referral_types as dis
 from workflows.common import SYSTEM_ACTOR, Actor, CaseInput, CaseSnapshot
 from workflows.engine import CaseWorkflow
+from workflows.localtime import end_of_local_date, local_date
 from workflows.rules import INVALID, ActionRule, Refusal, parties_from_details
 
 # Where the hearing's outcome waits (in `CaseState.extra`) while it may be appealed.
@@ -77,7 +78,8 @@ class DisciplinaryReferralWorkflow(CaseWorkflow):
                     INVALID, f"{name}: the subject may not handle their own referral", name
                 )
         on = fields.get("on")
-        if on and date.fromisoformat(on) < workflow.now().date():
+        # Not a command, and never replayed: the staff's date, whenever the case opened.
+        if on and date.fromisoformat(on) < local_date(workflow.now(), self.policy.timezone):
             raise Refusal(INVALID, "on: the hearing cannot be in the past", "on")
 
     def apply(self, rule: ActionRule, actor: Actor, fields: dict[str, Any]) -> None:
@@ -88,7 +90,7 @@ class DisciplinaryReferralWorkflow(CaseWorkflow):
             case "no_case_to_answer":
                 self.close(dis.NO_CASE_TO_ANSWER, fields)
             case "schedule_hearing":
-                self.due_by(_end_of(date.fromisoformat(fields["on"])))
+                self.due_by(self._end_of(date.fromisoformat(fields["on"])))
             case "record_outcome":
                 self._record_outcome(fields["outcome"], fields)
             case "appeal":
@@ -130,10 +132,12 @@ class DisciplinaryReferralWorkflow(CaseWorkflow):
         self.case.outcome = outcome
         self.move_to(dis.APPEAL_WINDOW)
 
+    def _end_of(self, day: date) -> datetime:
+        """The hearing is due by the end of its day, the staff's midnight (UTC's, in a run
+        from before local time): its outcome is recorded that day."""
+        if self.counts_in_local_time():
+            return end_of_local_date(day, self.policy.timezone)
+        return datetime.combine(day + timedelta(days=1), time.min, tzinfo=UTC)
+
     def _recorded(self) -> str:
         return str(self.state.extra[RECORDED])
-
-
-def _end_of(day: date) -> datetime:
-    """The hearing is due by the end of its day (UTC): its outcome is recorded that day."""
-    return datetime.combine(day + timedelta(days=1), time.min, tzinfo=UTC)

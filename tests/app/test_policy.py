@@ -6,7 +6,6 @@ from typing import Any
 
 import pytest
 
-from app.calendar import add_duration
 from app.policy import REQUIRED_STAGES, Policy, PolicyError, load_policy, parse_policy
 from app.settings import DEFAULT_POLICY_FILE
 from workflows.common import CasePolicy, StageDurations
@@ -52,12 +51,12 @@ def test_shipped_policy_durations_are_usable(shipped: Policy) -> None:
         for stage, d in stages.items():
             deadline = d.sla if stage != "awaiting_info" else d.extra["lapse"]
             assert deadline is not None, (case_type, stage)
-            due = add_duration(START, deadline, shipped.bank_holidays)
+            due = shipped.calendar.add(START, deadline)
             assert due > START
             if d.remind is not None:
-                assert START < add_duration(START, d.remind, shipped.bank_holidays) < due
+                assert START < shipped.calendar.add(START, d.remind) < due
             if d.escalate_every is not None:
-                assert add_duration(START, d.escalate_every, shipped.bank_holidays) > START
+                assert shipped.calendar.add(START, d.escalate_every) > START
 
 
 def test_for_case_is_a_copy(shipped: Policy) -> None:
@@ -222,8 +221,21 @@ def sla_not_a_duration(s: dict[str, dict[str, Any]]) -> None:
             "slas: unknown section (expected one of: calendar, sla, retention)",
         ),
         (
-            lambda s: s["calendar"].update(timezone="Europe/London"),
-            "calendar.timezone: unknown key",
+            lambda s: s["calendar"].update(time_zone="Europe/London"),
+            "calendar.time_zone: unknown key (expected one of: bank_holidays, extra_holidays, "
+            "timezone, working_day_ends)",
+        ),
+        (
+            lambda s: s["calendar"].update(timezone="London"),
+            "calendar.timezone: 'London' is not a known time zone, e.g. 'Europe/London'",
+        ),
+        (
+            lambda s: s["calendar"].update(timezone=1),
+            "calendar.timezone: 1 is not a time zone name",
+        ),
+        (
+            lambda s: s["calendar"].update(working_day_ends="5pm"),
+            "calendar.working_day_ends: '5pm' is not a time of day as HH:MM",
         ),
         (
             lambda s: s["sla.ipa_approval.sac_review"].pop("sla"),

@@ -13,7 +13,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from app import service
 from app.bootstrap import Services
-from app.calendar import add_duration
+from app.calendar import WorkingCalendar
 from app.cli import main
 from app.policy import load_policy, parse_policy
 from app.policy_apply import apply_policy
@@ -79,8 +79,8 @@ async def test_a_dry_run_lists_what_would_move_then_applying_moves_it(
     (moved,) = [m for m in dry if m.moves]
     opened = before[at_manager].opened_at
     assert (moved.case_id, moved.stage) == (at_manager, "manager_endorsement")
-    assert moved.old_due == before[at_manager].due_at == add_duration(opened, "3wd", "GB-ENG")
-    assert moved.new_due == add_duration(opened, "5wd", "GB-ENG")
+    assert moved.old_due == before[at_manager].due_at == WorkingCalendar().add(opened, "3wd")
+    assert moved.new_due == WorkingCalendar().add(opened, "5wd")
     assert [m.outcome for m in dry if m.case_id == at_sac] == ["unchanged"]
     # Nothing written anywhere by asking.
     assert rows(services.sessions)[at_manager].policy_version == services.policy.version

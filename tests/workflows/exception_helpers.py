@@ -6,11 +6,12 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine
 from temporalio.client import Client, WorkflowHandle
 
-from app.calendar import is_working_day
+from app.calendar import WorkingCalendar
 from app.policy import Policy
 from tests.workflows import helpers
 from tests.workflows.helpers import act, shipped_policy
@@ -80,13 +81,15 @@ def new_exception(policy: Policy, *, requester: Actor = EMPLOYEE, **details: Any
 
 
 def working_days_before(end: datetime, n: int, region: str = "GB-ENG") -> datetime:
-    """The same time as `end`, `n` working days before its date: counted one day at a time."""
-    day: date = end.date()
+    """The end (17:00 London) of the n-th working day before `end`'s London date: counted
+    one day at a time."""
+    calendar = WorkingCalendar.of(region)
+    day: date = calendar.local_date(end)
     for _ in range(n):
         day -= timedelta(days=1)
-        while not is_working_day(day, region):
+        while not calendar.is_working_day(day):
             day -= timedelta(days=1)
-    return datetime.combine(day, time(end.hour, end.minute, end.second, end.microsecond), UTC)
+    return datetime.combine(day, time(17), ZoneInfo("Europe/London")).astimezone(UTC)
 
 
 async def to_decision(handle: WorkflowHandle[Any, Any], assessor: Actor = OFFICER2) -> CaseSnapshot:

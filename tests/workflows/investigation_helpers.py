@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import Engine
 
 from app.policy import Policy
+from tests.today import london_date
 from tests.workflows import helpers
 from tests.workflows.helpers import escalated as escalated
 from tests.workflows.helpers import start as start
@@ -53,7 +54,7 @@ DETAILS: dict[str, Any] = {
     "category": "cyberbullying",
     "platform": "X",
     "description": "Abusive replies to a colleague's posts",
-    "occurred_on": "2026-01-05",
+    "occurred_on": london_date(-7),
     "source": "staff_report",
     "content_urls": ["https://x.example/post/1"],
     "targets": [TARGET.email, TARGET2.email],

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import Engine
@@ -15,7 +16,7 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from app.audit import verify
-from app.calendar import add_duration, is_working_day
+from app.calendar import WorkingCalendar
 from app.policy import Policy
 from models import Case
 from tests.fixtures_temporal import SmtpSink, eventually
@@ -34,8 +35,17 @@ from tests.workflows.ipa_helpers import (
 )
 from workflows import ipa_types as ipa
 from workflows import referral_types as dis
-from workflows.common import CaseSnapshot, PolicyChange, PolicyChangeResult, PolicyPreview
+from workflows.common import (
+    CaseSnapshot,
+    CaseState,
+    PolicyChange,
+    PolicyChangeResult,
+    PolicyPreview,
+)
 from workflows.registry import POLICY_PREVIEW_QUERY, POLICY_UPDATE, SNAPSHOT_QUERY
+
+ENGLAND = WorkingCalendar()
+LONDON = ZoneInfo("Europe/London")
 
 DIRECTOR, CEO = "director@dwp.gov.uk", "ceo@dwp.gov.uk"
 
@@ -113,13 +123,12 @@ async def test_a_bank_holiday_added_moves_a_working_day_due_time(
     shipped = shipped_policy()
     handle, case = await start(time_skipping_env.client, worker.task_queue, new_case(shipped))
     sla = shipped.stages[ipa.TYPE][ipa.MANAGER_ENDORSEMENT].sla
-    assert sla == "3wd" and case.due_at == add_duration(case.opened_at, sla, "GB-ENG")
+    assert sla == "3wd" and case.due_at == ENGLAND.add(case.opened_at, sla)
     # A one-off bank holiday on the first working day after the case opened.
-    day = case.opened_at.date() + timedelta(days=1)
-    while not is_working_day(day, "GB-ENG"):
-        day += timedelta(days=1)
+    day = ENGLAND.next_working_day(ENGLAND.local_date(case.opened_at))
     holiday = replace(shipped, version="holiday", extra_holidays=(day.isoformat(),))
-    expected = add_duration(case.opened_at, sla, "GB-ENG", [day.isoformat()])
+    with_holiday = WorkingCalendar.of("GB-ENG", [day.isoformat()])
+    expected = with_holiday.add(case.opened_at, sla)
     assert expected > case.due_at
 
     # The dry run's plan, counted by the same calendar, says where it will go ...
@@ -128,7 +137,7 @@ async def test_a_bank_holiday_added_moves_a_working_day_due_time(
     )
     assert preview.version == shipped.version and preview.due_at == case.due_at
     assert preview.plan is not None and preview.plan.due == "3wd"
-    assert add_duration(preview.plan.start, "3wd", "GB-ENG", [day.isoformat()]) == expected
+    assert with_holiday.add(preview.plan.start, "3wd") == expected
     # ... and nothing moved for asking.
     snapshot = await handle.query(SNAPSHOT_QUERY, result_type=CaseSnapshot)
     assert snapshot.policy_version == shipped.version and snapshot.due_at == case.due_at
@@ -184,3 +193,31 @@ async def test_a_hearing_date_an_action_set_stays(
     assert row(engine, case.id).policy_version == "strict"
     (recorded,) = events(engine, case.id, "policy_changed")
     assert recorded.data["old_due"] == recorded.data["new_due"]
+
+
+@pytest.mark.todays("winter_weekday", "summer_weekday")
+async def test_a_case_from_before_local_time_keeps_its_due_time_until_the_policy_is_applied(
+    time_skipping_env: WorkflowEnvironment, worker: Worker, engine: Engine
+) -> None:
+    """A case that was running when local time shipped counts on the rules it recorded
+    (UTC dates, the start's time of day); applying the policy re-times it to 17:00."""
+    shipped = shipped_policy()
+    inp = new_case(shipped)
+    inp.state = CaseState(case=inp.case, local_time=False)  # as replay leaves such a case
+    handle, case = await start(time_skipping_env.client, worker.task_queue, inp)
+    utc_rules = WorkingCalendar(zone=None)
+    assert case.due_at == utc_rules.add(case.opened_at, "3wd")
+    assert case.due_at is not None and case.due_at.time() == case.opened_at.time()
+
+    endorsed = await act(handle, MANAGER, "endorse")  # a later stage: still the old rules
+    assert endorsed.due_at is not None
+    # (the stage began a moment before the case row was written)
+    assert abs(endorsed.due_at - utc_rules.add(endorsed.updated_at, "5wd")) < timedelta(seconds=1)
+
+    applied = await change(handle, replace(shipped, version="applied"))
+    assert applied.old_due == endorsed.due_at
+    assert applied.new_due == ENGLAND.add(endorsed.updated_at, "5wd")
+    assert applied.new_due is not None and applied.new_due.astimezone(LONDON).hour == 17
+    # From then on, every stage it enters counts in London time too.
+    asked = await act(handle, OFFICER, "request_info", question="Which events?")
+    assert asked.due_at == ENGLAND.add(asked.updated_at, "10wd")

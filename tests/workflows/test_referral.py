@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import Engine, select
@@ -26,6 +27,7 @@ from app.views import PARTIAL_FIELDS
 from models import Case
 from tests.app.conftest import start_numbering_afresh
 from tests.fixtures_temporal import SmtpSink, eventually
+from tests.today import london_date
 from tests.workflows.helpers import (
     act,
     event_kinds,
@@ -53,6 +55,8 @@ from tests.workflows.referral_helpers import (
 from workflows import referral_types as dis
 from workflows.common import Actor, CaseSnapshot
 
+LONDON = ZoneInfo("Europe/London")
+
 
 @pytest.fixture(autouse=True)
 def people(engine: Engine) -> None:
@@ -60,7 +64,8 @@ def people(engine: Engine) -> None:
 
 
 def end_of(day: date) -> datetime:
-    return datetime.combine(day + timedelta(days=1), time.min, tzinfo=UTC)
+    """The end of a hearing's day: midnight in London, as UTC."""
+    return datetime.combine(day + timedelta(days=1), time.min, LONDON).astimezone(UTC)
 
 
 def no_details_mailed(sink: SmtpSink) -> None:
@@ -311,12 +316,12 @@ HR_REVIEW_REFUSALS: list[tuple[Actor, str, dict[str, Any], str]] = [
     (HR, "no_case_to_answer", {}, "invalid"),
     (HR, "reassign", {"assignee": CASEWORKER.email}, "forbidden"),  # the lead's
     (HR_LEAD, "reassign", {"assignee": SUBJECT.email}, "invalid"),
-    (HR, "schedule_hearing", {"on": "2030-01-01"}, "conflict"),
+    (HR, "schedule_hearing", {"on": london_date(30)}, "conflict"),
     (SUBJECT, "appeal", {"grounds": "Early"}, "conflict"),
 ]
 HEARING_REFUSALS: list[tuple[Actor, str, dict[str, Any], str]] = [
-    (HR, "schedule_hearing", {"on": "2030-01-01"}, "forbidden"),  # the caseworker's
-    (CASEWORKER, "schedule_hearing", {"on": "2001-01-01"}, "invalid"),  # in the past
+    (HR, "schedule_hearing", {"on": london_date(30)}, "forbidden"),  # the caseworker's
+    (CASEWORKER, "schedule_hearing", {"on": london_date(-1)}, "invalid"),  # yesterday
     (CASEWORKER, "schedule_hearing", {"on": "next week"}, "invalid"),
     (CASEWORKER, "record_outcome", {"outcome": "suspension", "reason": "x"}, "invalid"),
     (CASEWORKER, "record_outcome", {"outcome": "dismissal"}, "invalid"),

@@ -68,6 +68,7 @@ async def test_the_retention_workflow_anonymises_what_is_past_retention(
         assert verify(session).ok
 
 
+@pytest.mark.real_clock  # the dev server cannot travel: the machine's clock
 async def test_the_schedule_is_created_once_and_its_run_anonymises(
     settings: Settings, engine: Engine, recorded: sessionmaker[Session]
 ) -> None:
