@@ -13,6 +13,7 @@ import sys
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from email import message_from_bytes
 from email.message import Message
 from pathlib import Path
@@ -81,13 +82,23 @@ def smtp_sink() -> Iterator[tuple[SmtpSink, int]]:
         controller.stop()
 
 
-@pytest.fixture
-async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
-    """A time-skipping server per test (0.1 s to start): a previous test's open cases
-    would otherwise hold time still with activities that no worker will run."""
+async def start_time_skipping() -> WorkflowEnvironment:
+    """A time-skipping server on the test's day: it starts on the machine's clock and
+    skips forward to the process's, which a chosen "today" has moved (tests/today.py)."""
     env = await WorkflowEnvironment.start_time_skipping(
         test_server_existing_path=server_binary("temporal-test-server")
     )
+    behind = datetime.now(UTC) - await env.get_current_time()
+    if behind > timedelta(seconds=1):
+        await env.sleep(behind)
+    return env
+
+
+@pytest.fixture
+async def time_skipping_env(today: datetime) -> AsyncIterator[WorkflowEnvironment]:
+    """A time-skipping server per test (0.1 s to start): a previous test's open cases
+    would otherwise hold time still with activities that no worker will run."""
+    env = await start_time_skipping()
     try:
         yield env
     finally:

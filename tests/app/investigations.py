@@ -15,6 +15,7 @@ from app.api import create_app
 from app.auth import issue_token
 from app.bootstrap import Services
 from app.people import import_people
+from tests.today import london_date
 from workflows import investigation_types as abu
 from workflows import referral_types as dis
 from workflows.common import Actor
@@ -47,7 +48,7 @@ DETAILS: dict[str, Any] = {
     "category": "harassment",
     "platform": "Facebook",
     "description": f"Posts about a colleague in the {SECRET_WORD} group",
-    "occurred_on": "2026-01-05",
+    "occurred_on": london_date(-7),
     "source": "routine_monitoring",
     "content_urls": ["https://facebook.example/groups/1/posts/2"],
     "targets": ["target@dwp.gov.uk"],

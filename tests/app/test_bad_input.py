@@ -24,6 +24,7 @@ from app.policy import PolicyError, load_policy, parse_policy
 from app.settings import DEFAULT_POLICY_FILE
 from models import Person
 from tests.fixtures_temporal import SmtpSink, eventually
+from tests.today import london_date
 from workflows.common import Actor
 
 HOSTILE = "<img src=x onerror=alert(1)>\"'&"
@@ -53,7 +54,7 @@ IPA = {
                 "category": "trolling",
                 "platform": "X",
                 "description": "Posts",
-                "occurred_on": "2026-01-05",
+                "occurred_on": london_date(-7),
                 "source": "staff_report",
                 "content_urls": ["https://x.example/1"],
                 "targets": [f"target@dwp.gov.uk{INJECTION}"],

@@ -18,6 +18,9 @@ from app.devserver import DevServer, stop_orphan
 from app.settings import Settings
 from tests.fixtures_temporal import free_port
 
+# Its own processes (the dev server, `casework up`) cannot travel: the machine's clock.
+pytestmark = pytest.mark.real_clock
+
 
 def test_the_server_takes_its_ports_and_namespace_from_settings(tmp_path: Path) -> None:
     settings = Settings.from_env(

@@ -14,6 +14,7 @@ from app.bootstrap import Services
 from app.views import PARTIAL_FIELDS
 from models import Case
 from tests.app.investigations import DETAILS, REPORTER, add_people, bearer, http_client
+from tests.today import london_date
 
 
 @pytest.fixture
@@ -37,7 +38,6 @@ async def offline_api(offline_services: Services) -> AsyncIterator[httpx.AsyncCl
         ({"perpetrator": {"kind": "bot"}}, "details.perpetrator.kind: must be one of"),
         ({"content_urls": ["javascript:alert(1)"]}, "details.content_urls: must be an http(s)"),
         ({"category": "spam"}, "details.category: must be one of"),
-        ({"occurred_on": "2999-01-01"}, "details.occurred_on: cannot be in the future"),
     ],
 )
 async def test_a_refused_report_is_422_naming_the_field_and_starts_nothing(
@@ -75,3 +75,22 @@ async def test_the_reporter_gets_the_outline_back(services: Services) -> None:
         assert row is not None and row.confidential
         assert row.parties["perpetrator"] == "perp@dwp.gov.uk"
         assert row.parties["requester"] == REPORTER.email
+
+
+@pytest.mark.todays("summer_after_midnight", "last_working_day_of_year", "leap_day")
+async def test_an_occurrence_is_judged_by_the_date_in_london(services: Services) -> None:
+    """At 00:30 BST London's date is a day ahead of UTC's: abuse seen "today" in London
+    is not in the future, and tomorrow is, whatever UTC says."""
+    add_people(services.sessions)
+    auth = bearer(services.sessions, REPORTER.email)[REPORTER.email]
+    async for api in http_client(services):
+        tomorrow = {**DETAILS, "occurred_on": london_date(1)}
+        body = {"type": "abuse_investigation", "details": tomorrow}
+        refused = await api.post("/api/cases", json=body, headers=auth)
+        assert refused.status_code == 422, refused.text
+        message = refused.json()["error"]["message"]
+        assert message == "details.occurred_on: cannot be in the future"
+        today = {**DETAILS, "occurred_on": london_date(0)}
+        body = {"type": "abuse_investigation", "details": today}
+        accepted = await api.post("/api/cases", json=body, headers=auth)
+        assert accepted.status_code == 201, accepted.text

@@ -52,6 +52,9 @@ from models import SentMail
 from tests.conftest import _postgres_candidates
 from tests.fixtures_temporal import SmtpSink, free_port
 
+# Its own processes (the dev server, `casework up`) cannot travel: the machine's clock.
+pytestmark = pytest.mark.real_clock
+
 REPO = Path(__file__).resolve().parents[2]
 PEOPLE = REPO / "app" / "demo_people.csv"
 ALEX, JORDAN = "alex.employee@dwp.gov.uk", "jordan.employee@dwp.gov.uk"

@@ -36,6 +36,9 @@ from app.mailcatcher import list_messages
 from app.stack import stop_worker
 from tests.fixtures_temporal import free_port
 
+# Its own processes (the dev server, `casework up`) cannot travel: the machine's clock.
+pytestmark = pytest.mark.real_clock
+
 REPO = Path(__file__).resolve().parents[2]
 TOKEN_ROW = re.compile(r"^  (\S+) +(\S+@\S+) +([A-Za-z0-9_-]{20,})$", re.MULTILINE)
 EMPLOYEE, MANAGER, SAC = (

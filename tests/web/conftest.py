@@ -44,7 +44,7 @@ from app.mailcatcher import CaughtMail, MailCatcher, list_messages
 from app.people import import_people
 from app.policy import load_policy
 from app.settings import Settings
-from tests.fixtures_temporal import free_port, server_binary
+from tests.fixtures_temporal import free_port, start_time_skipping
 from worker import build_worker
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -198,9 +198,7 @@ async def stack(
             "CASEWORK_TASK_QUEUE": queue,
         }
     )
-    env = await WorkflowEnvironment.start_time_skipping(
-        test_server_existing_path=server_binary("temporal-test-server")
-    )
+    env = await start_time_skipping()
     catcher = MailCatcher(data_dir)
     catcher.start()
     mailing = replace(settings, smtp_host=catcher.host, smtp_port=catcher.port)

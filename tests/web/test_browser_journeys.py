@@ -8,6 +8,7 @@ import re
 
 from playwright.async_api import Locator, Page, expect
 
+from tests.today import london_date
 from tests.web.conftest import Stack, shot
 
 
@@ -111,7 +112,7 @@ async def test_an_investigation_reported_by_jordan_investigated_by_jo_closed_by_
     await jordan.get_by_label("Description", exact=True).fill(
         "Repeated posts about my work in a public group"
     )
-    await jordan.get_by_label("Occurred on").fill("2026-11-02")
+    await jordan.get_by_label("Occurred on").fill(london_date(-3))
     await jordan.get_by_label("Source").select_option("staff_report")
     await jordan.get_by_label("Content URLs").fill("https://facebook.example/groups/1/posts/2")
     await jordan.get_by_label("Targets").fill("jordan.employee@dwp.gov.uk")
