@@ -13,14 +13,18 @@ import json
 import sys
 from collections.abc import Callable, Coroutine, Iterable, Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from sqlalchemy import make_url
 from sqlalchemy.orm import Session
 
+from app.cli_text import case_lines, case_table
 from app.errors import ServiceError
 from app.policy import PolicyError
 from app.settings import Settings, SettingsError
+
+if TYPE_CHECKING:
+    from app.bootstrap import Services
 
 PROG = "casework"
 
@@ -59,21 +63,48 @@ def _parser() -> argparse.ArgumentParser:
     users.add_parser("token", help="print a new API token").add_argument("email")
 
     as_person = _Parser(add_help=False)
-    as_person.add_argument("--as", dest="as_email", required=True, metavar="EMAIL")
+    as_person.add_argument(
+        "--as", dest="as_email", required=True, metavar="EMAIL", help="act as this person"
+    )
+    case_output = _Parser(add_help=False)
+    case_output.add_argument(
+        "--format",
+        choices=("table", "json"),
+        help="how to print cases: table for people (times in the policy's time zone), json "
+        "for scripts (the API's objects); default: table on a terminal, json otherwise",
+    )
+    # `list` and `show` take `--json` for `--format json`; on `open` and `act` it names
+    # the input file (API.md).
+    json_output = _Parser(add_help=False)
+    json_output.add_argument(
+        "--json", dest="format", action="store_const", const="json", help="--format json"
+    )
     cases = commands.add_parser("cases", help="cases, as --as EMAIL").add_subparsers(
         dest="subcommand", required=True, metavar="SUBCOMMAND"
     )
-    listing = cases.add_parser("list", parents=[as_person], help="cases you may see")
+    listing = cases.add_parser(
+        "list", parents=[as_person, case_output, json_output], help="cases you may see"
+    )
     for name in ("type", "status", "stage", "team", "assignee", "q"):
         listing.add_argument(f"--{name}")
     listing.add_argument("--overdue", action=argparse.BooleanOptionalAction, default=None)
     listing.add_argument("--limit", type=int, default=50)
     listing.add_argument("--offset", type=int, default=0)
-    cases.add_parser("show", parents=[as_person], help="one case").add_argument("id")
-    opening = cases.add_parser("open", parents=[as_person], help="open a case")
+    listing.add_argument(
+        "--sort",
+        choices=("newest", "due"),
+        default="newest",
+        help="newest first, or soonest due first (among cases due at once, the oldest first)",
+    )
+    cases.add_parser(
+        "show", parents=[as_person, case_output, json_output], help="one case"
+    ).add_argument("id")
+    opening = cases.add_parser("open", parents=[as_person, case_output], help="open a case")
     opening.add_argument("type")
     opening.add_argument("--json", dest="json_file", required=True, metavar="FILE")
-    acting = cases.add_parser("act", parents=[as_person], help="take an action on a case")
+    acting = cases.add_parser(
+        "act", parents=[as_person, case_output], help="take an action on a case"
+    )
     acting.add_argument("id")
     acting.add_argument("action")
     acting.add_argument("--json", dest="json_file", metavar="FILE", help="the action's fields")
@@ -192,15 +223,18 @@ async def _cases(settings: Settings, args: argparse.Namespace) -> int:
                 q=args.q,
                 limit=args.limit,
                 offset=args.offset,
+                sort=args.sort,
             )
-            _print_json({"items": items, "total": total})
+            if _as_table(args):
+                print(case_table(items, total, svc.policy.timezone))
+            else:
+                _print_json({"items": items, "total": total})
         elif args.subcommand == "show":
-            _print_json(await service.get_case(svc, actor=actor, case_id=args.id))
+            _print_case(args, svc, await service.get_case(svc, actor=actor, case_id=args.id))
         elif args.subcommand == "open":
             details = _read_json(args.json_file)
-            _print_json(
-                await service.open_case(svc, actor=actor, case_type=args.type, details=details)
-            )
+            opened = await service.open_case(svc, actor=actor, case_type=args.type, details=details)
+            _print_case(args, svc, opened)
         elif args.subcommand == "evidence":
             found = await service.evidence_download(
                 svc, actor=actor, case_id=args.id, sha256=args.sha256
@@ -210,12 +244,23 @@ async def _cases(settings: Settings, args: argparse.Namespace) -> int:
                 print(f"{args.out}: {found.size} bytes, {found.media_type}, sha256 {found.sha256}")
         else:
             fields = _read_json(args.json_file)
-            _print_json(
-                await service.act(
-                    svc, actor=actor, case_id=args.id, action=args.action, fields=fields
-                )
+            done = await service.act(
+                svc, actor=actor, case_id=args.id, action=args.action, fields=fields
             )
+            _print_case(args, svc, done)
     return 0
+
+
+def _as_table(args: argparse.Namespace) -> bool:
+    """Whether to print for a person: asked for, or by default on a terminal."""
+    return bool(args.format == "table" or (args.format is None and sys.stdout.isatty()))
+
+
+def _print_case(args: argparse.Namespace, svc: Services, case: dict[str, Any]) -> None:
+    if _as_table(args):
+        print(case_lines(case, svc.policy.timezone))
+    else:
+        _print_json(case)
 
 
 async def _export(settings: Settings, args: argparse.Namespace) -> int:

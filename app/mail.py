@@ -16,10 +16,14 @@ from datetime import UTC, datetime
 from email.header import Header
 from email.message import EmailMessage
 from email.utils import format_datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import jinja2
+
+from app import times
+from app.calendar import DEFAULT_TIMEZONE, zone
 
 TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
 MESSAGE_ID_DOMAIN = "casework"
@@ -75,8 +79,11 @@ class RenderedMail:
     html: str
 
 
-def make_template_env(path: Path | None = None) -> jinja2.Environment:
-    """The Jinja environment for emails: HTML autoescaped, undefined names fatal.
+def make_template_env(
+    path: Path | None = None, *, timezone: str = DEFAULT_TIMEZONE
+) -> jinja2.Environment:
+    """The Jinja environment for emails: HTML autoescaped, undefined names fatal, times
+    shown in `timezone` (the policy file's).
 
     Each template is compiled once, on first use, and kept: templates ship with the code,
     so a worker does not look at the files again (three stat calls a mail) to see whether
@@ -97,7 +104,7 @@ def make_template_env(path: Path | None = None) -> jinja2.Environment:
     env.filters["label"] = _label
     env.filters["words"] = _words
     env.filters["show"] = _show
-    env.filters["when"] = _when
+    env.filters["when"] = partial(times.long, timezone=zone(timezone))
     return env
 
 
@@ -325,29 +332,8 @@ def _show(value: object) -> str:
     return str(value)
 
 
-def _parse_instant(value: object) -> datetime | None:
-    if isinstance(value, datetime):
-        instant = value
-    elif isinstance(value, str) and value:
-        try:
-            instant = datetime.fromisoformat(value)
-        except ValueError:
-            return None
-    else:
-        return None
-    return instant.replace(tzinfo=UTC) if instant.tzinfo is None else instant.astimezone(UTC)
-
-
-def _when(value: object) -> str:
-    """An ISO instant as `Monday 5 January 2026 at 17:00 UTC`; anything else as given."""
-    instant = _parse_instant(value)
-    if instant is None:
-        return "" if value is None else str(value)
-    return f"{instant:%A} {instant.day} {instant:%B %Y at %H:%M} UTC"
-
-
 def _overdue_by(due_at: object, now: object) -> str:
-    due, current = _parse_instant(due_at), _parse_instant(now)
+    due, current = times.instant(due_at), times.instant(now)
     if due is None or current is None or current <= due:
         return ""
     minutes = int((current - due).total_seconds() // 60)

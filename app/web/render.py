@@ -7,7 +7,6 @@ the navigation and any flash messages left by the previous request.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +14,8 @@ import jinja2
 from fastapi.responses import HTMLResponse
 from starlette.requests import Request
 
+from app import times
+from app.calendar import DEFAULT_TIMEZONE
 from app.dashboard import may_see_dashboard
 from app.mail import _label, _show, _words
 from app.web.session import csrf_token, pop_flashes, services_of
@@ -38,21 +39,11 @@ NAV = (
 )
 
 
-def when(value: object) -> str:
-    """An ISO instant (or datetime) as `26 Nov 2026, 14:05 UTC`; blank for none."""
-    if value is None or value == "":
-        return ""
-    if isinstance(value, datetime):
-        instant = value
-    else:
-        try:
-            instant = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-        except ValueError:
-            return str(value)
-    if instant.tzinfo is None:
-        instant = instant.replace(tzinfo=UTC)
-    instant = instant.astimezone(UTC)
-    return f"{instant.day} {instant:%b %Y, %H:%M} UTC"
+@jinja2.pass_context
+def when(context: jinja2.runtime.Context, value: object) -> str:
+    """An ISO instant (or datetime) as `Wed 9 Dec 2026, 17:00 GMT`, in the zone of the
+    policy the page's services run under; blank for none."""
+    return times.short(value, context.get("timezone") or DEFAULT_TIMEZONE)
 
 
 def _environment() -> jinja2.Environment:
@@ -91,7 +82,8 @@ def render(
     request: Request, template_name: str, status_code: int = 200, **context: Any
 ) -> HTMLResponse:
     """The page `template_name` (relative to templates/web/) with the common context."""
-    settings = services_of(request).settings
+    services = services_of(request)
+    settings = services.settings
     me = current_actor(request)
     page = {
         "request": request,
@@ -100,6 +92,7 @@ def render(
         "nav": [item for item in NAV if _in_nav(item, me, settings.smtp_host is None)],
         "active": None,
         "flashes": pop_flashes(request),
+        "timezone": services.policy.timezone,  # times are shown where the staff are
         **context,
     }
     html = ENV.get_template(template_name).render(page)

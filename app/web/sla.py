@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from app import times
 from app.mail import _words
 
 DUE_SOON = timedelta(days=1)  # within a day of its due time a case stands out
@@ -17,15 +18,6 @@ class Badge:
     text: str
 
 
-def _instant(value: Any) -> datetime | None:
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-
-
 def sla_badge(case: dict[str, Any], now: datetime | None = None) -> Badge:
     """The badge for an API case object, as this viewer sees it (an outline has none)."""
     if case.get("status") != "open":
@@ -34,7 +26,7 @@ def sla_badge(case: dict[str, Any], now: datetime | None = None) -> Badge:
     if "due_at" not in case:  # a confidential case's outline: its due time is not shown
         return Badge("none", "Not shown")
     now = now or datetime.now(UTC)
-    due = _instant(case.get("due_at"))
+    due = times.instant(case.get("due_at"))
     level = int(case.get("escalation_level") or 0)
     if case.get("overdue") or (due is not None and due <= now):
         return Badge("overdue", f"Overdue, escalation level {level}" if level else "Overdue")

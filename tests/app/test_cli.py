@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import json
-from datetime import UTC, datetime
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import update
@@ -15,6 +17,7 @@ from temporalio.client import Client
 from activities.records import append_events, upsert_case
 from app.auth import person_for_token
 from app.bootstrap import Services
+from app.calendar import WorkingCalendar
 from app.cli import main
 from app.settings import Settings
 from models import CaseEvent
@@ -24,6 +27,8 @@ PEOPLE = """email,name,manager_email,roles
 boss@dwp.gov.uk,Boss,,sac;sac_lead
 jo@dwp.gov.uk,Jo,boss@dwp.gov.uk,
 """
+LONDON = ZoneInfo("Europe/London")
+MANAGER = "manager@dwp.gov.uk"
 DETAILS = {
     "account_kind": "individual_professional",
     "platform": "X",
@@ -153,25 +158,35 @@ def test_audit_verify_names_the_first_broken_event(
     )
 
 
-async def test_cases_commands_run_as_the_named_person(
+Cli = Callable[..., Awaitable[tuple[int, str, str]]]
+
+
+@pytest.fixture
+def cli(
     services: Services,
     temporal_client: Client,
     env: Path,
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
-) -> None:
+) -> Cli:
+    """`await cli(*argv)` -> (exit status, stdout, stderr) of `casework` against the test's
+    server and worker."""
     # The CLI connects on its own: to the test server, with the test's worker's queue.
     monkeypatch.setenv(
         "CASEWORK_TEMPORAL_ADDRESS", temporal_client.service_client.config.target_host
     )
     monkeypatch.setenv("CASEWORK_TASK_QUEUE", services.settings.task_queue)
 
-    async def cli(*argv: str) -> tuple[int, str, str]:
+    async def run_cli(*argv: str) -> tuple[int, str, str]:
         # In a thread: `main` runs its own event loop, and the worker needs this one.
         code = await asyncio.to_thread(main, list(argv))
         out, err = capsys.readouterr()
         return code, out, err
 
+    return run_cli
+
+
+async def test_cases_commands_run_as_the_named_person(cli: Cli, env: Path) -> None:
     details = write(env, "details.json", json.dumps({**DETAILS, "contact_email": "jo@example.com"}))
     code, out, err = await cli(
         "cases", "open", "ipa_approval", "--json", details, "--as", "employee@dwp.gov.uk"
@@ -198,6 +213,34 @@ async def test_cases_commands_run_as_the_named_person(
     )
     listed = json.loads(out)
     assert (listed["total"], [c["id"] for c in listed["items"]]) == (1, [case["id"]])
+
+
+@pytest.mark.todays("winter_weekday", "summer_weekday", "clocks_go_back")
+async def test_a_person_reads_a_case_with_its_due_time_in_london_time(
+    cli: Cli, env: Path, today: datetime
+) -> None:
+    details = write(env, "details.json", json.dumps({**DETAILS, "contact_email": "jo@example.com"}))
+    opened = "cases", "open", "ipa_approval", "--json", details, "--as", "employee@dwp.gov.uk"
+    code, out, _ = await cli(*opened)
+    assert code == 0
+    case = json.loads(out)  # not a terminal: JSON, as scripts read it
+    opened_at = datetime.fromisoformat(case["opened_at"])
+    assert abs(opened_at - today) < timedelta(minutes=1)  # opened on the chosen day
+    due = WorkingCalendar().add(opened_at, "3wd")
+    assert case["due_at"] == due.isoformat().replace("+00:00", "Z")  # the API keeps UTC
+
+    code, out, _ = await cli("cases", "show", case["id"], "--format", "table", "--as", MANAGER)
+    assert code == 0
+    season = "BST" if due.astimezone(LONDON).dst() else "GMT"
+    shown = due.astimezone(LONDON)
+    assert f"Due            {shown:%a} {shown.day} {shown:%b %Y}, 17:00 {season}\n" in out
+    assert "Stage          manager endorsement\n" in out and "You may        endorse," in out
+
+    code, out, _ = await cli("cases", "list", "--format", "table", "--as", MANAGER)
+    assert code == 0
+    header, row, count = out.splitlines()
+    assert header.split() == ["ID", "Type", "Stage", "Due", "Service", "level"]
+    assert row.startswith(case["id"]) and f"17:00 {season}" in row and count == "1 of 1 case"
 
 
 @pytest.mark.parametrize("command", ["up", "worker", "web"])

@@ -92,7 +92,7 @@ def test_each_kind_says_what_it_is_for(env: jinja2.Environment) -> None:
 
     assert "has been opened" in text("opened") and "What happens next" in text("opened")
     action = text("action_needed")
-    assert "SAC review" in action and "Monday 5 January 2026 at 17:00 UTC" in action
+    assert "SAC review" in action and "Monday 5 January 2026 at 17:00 GMT" in action
     assert "Reminder" in text("reminder")
     escalation = text("escalation")
     assert "escalation level 2" in escalation and "sam.owner@example.org" in escalation
