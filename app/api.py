@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.responses import JSONResponse, StreamingResponse
@@ -136,6 +136,10 @@ async def list_cases(
     q: Annotated[str | None, Query(description="words to search for")] = None,
     limit: Annotated[int, Query(ge=1, le=service.MAX_LIMIT)] = service.DEFAULT_LIMIT,
     offset: Annotated[int, Query(ge=0)] = 0,
+    sort: Annotated[
+        Literal["newest", "due"],
+        Query(description="newest first, or soonest due first (ties: the oldest first)"),
+    ] = "newest",
 ) -> dict[str, Any]:
     items, total = await service.list_cases(
         svc,
@@ -149,6 +153,7 @@ async def list_cases(
         q=q,
         limit=limit,
         offset=offset,
+        sort=sort,
     )
     return {"items": items, "total": total}
 

@@ -64,7 +64,8 @@ def page(
     limit: int,
     offset: int,
 ) -> tuple[list[Case], int]:
-    """(cases on the page, total), newest first or (`sort="due"`) soonest due first."""
+    """(cases on the page, total), newest first or (`sort="due"`) soonest due first; ties
+    by id, so that a page never shows a case twice or skips one."""
     condition = queries.where(types, actor, f)
     if f.q and f.q.strip() and session.get_bind().dialect.name == "sqlite":
         # A search reads each case the FTS5 table gives (the exact check): once, for
@@ -97,11 +98,12 @@ def _order(
     case_id: ColumnElement[Any] = Case.__table__.c.id
     if few:
         opened_at, case_id = unindexed(opened_at), unindexed(case_id)
-    order: list[ColumnElement[Any]] = [opened_at.desc(), case_id.desc()]
     if sort == "due":
+        # A queue: soonest due first, and among cases due at once the oldest (first come,
+        # first served); cases with no due time (or none this viewer may know) last.
         due = queries.due_order(types, actor)
-        order = [due.is_(None), due.asc(), *order]
-    return order
+        return [due.is_(None), due.asc(), opened_at.asc(), case_id.asc()]
+    return [opened_at.desc(), case_id.desc()]
 
 
 def _rows(

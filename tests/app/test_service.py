@@ -561,3 +561,21 @@ async def test_conflicted_parties_see_what_api_md_allows_them(
                 await service.get_case(offline_services, actor=who, case_id=case_id)
             with pytest.raises(NotFound):
                 await service.case_events(offline_services, actor=who, case_id=case_id)
+
+
+@pytest.mark.todays("saturday", "winter_weekday")
+async def test_a_queue_serves_cases_due_at_once_first_come_first_served(
+    services: Services,
+) -> None:
+    """Opened one after another, three requests are due at the end of the same working day;
+    soonest due first puts the oldest first, newest first the newest (ties by id)."""
+    opened = [(await open_ipa(services))["id"] for _ in range(3)]
+    by_due, _ = await service.list_cases(services, actor=MANAGER, sort="due")
+    assert len({case["due_at"] for case in by_due}) == 1  # all due at once
+    assert [case["id"] for case in by_due] == opened
+    newest, _ = await service.list_cases(services, actor=MANAGER)
+    assert [case["id"] for case in newest] == opened[::-1]
+    # Paged, the order holds across the pages.
+    first, total = await service.list_cases(services, actor=MANAGER, sort="due", limit=2)
+    rest, _ = await service.list_cases(services, actor=MANAGER, sort="due", limit=2, offset=2)
+    assert total == 3 and [c["id"] for c in first + rest] == opened

@@ -6,16 +6,21 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
 
 from app import service
 from app.bootstrap import Services
+from app.calendar import WorkingCalendar
 from app.web import work
 from tests.app.investigations import DETAILS as ABUSE
 from tests.app.investigations import REPORTER, add_people
 from tests.app.web.conftest import Browser
+from tests.fixtures_temporal import SmtpSink, eventually
+from tests.today import london_date
 from workflows.common import Actor
 
 EMPLOYEE, MANAGER, OFFICER = "employee@dwp.gov.uk", "manager@dwp.gov.uk", "officer@dwp.gov.uk"
@@ -28,6 +33,7 @@ IPA_FORM = {
     "contact_email": "jo@example.com",
 }
 Open = Callable[[], Browser]
+LONDON = ZoneInfo("Europe/London")
 
 
 async def as_person(open_browser: Open, email: str) -> Browser:
@@ -264,7 +270,7 @@ async def test_an_investigation_reported_worked_and_closed_through_the_forms(
         "category": "harassment",
         "platform": "Facebook",
         "description": "Posts about a colleague",
-        "occurred_on": "2026-01-05",
+        "occurred_on": london_date(-7),
         "source": "staff_report",
         "content_urls": "https://facebook.example/1\nhttps://facebook.example/2",
         "targets": "target@dwp.gov.uk",
@@ -326,6 +332,30 @@ async def test_an_investigation_reported_worked_and_closed_through_the_forms(
     assert "Closed: substantiated" in outline.text and "Posts found" not in outline.text
 
 
+@pytest.mark.todays("winter_weekday", "summer_weekday")
+async def test_the_page_and_the_email_show_the_due_time_in_london_time(
+    browser_factory: Open,
+    services: Services,
+    smtp_sink: tuple[SmtpSink, int],
+    today: datetime,
+) -> None:
+    employee = await as_person(browser_factory, EMPLOYEE)
+    case_id = await open_ipa(employee)
+    due = WorkingCalendar().add(today, "3wd").astimezone(LONDON)
+    assert due.hour == 17
+    season = "BST" if due.dst() else "GMT"
+    assert season == ("BST" if today.astimezone(LONDON).dst() else "GMT")
+    page = await employee.get(f"/cases/{case_id}")
+    shown = f"{due:%a} {due.day} {due:%b %Y}, 17:00 {season}"
+    assert f'<time datetime="{due.astimezone(UTC):%Y-%m-%dT%H:%M:%SZ}">{shown}</time>' in page.text
+    # The manager is asked to endorse it by the same time, said in a sentence.
+    sink, _ = smtp_sink
+    await eventually(lambda: bool(sink.to(MANAGER)))
+    said = f"{due:%A} {due.day} {due:%B %Y} at 17:00 {season}"
+    assert said in str(sink.to(MANAGER)[0]["Subject"])
+
+
+@pytest.mark.todays("saturday", "winter_weekday")
 async def test_my_work_pages_through_cases_soonest_due_first(
     browser_factory: Open, services: Services, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -335,7 +365,9 @@ async def test_my_work_pages_through_cases_soonest_due_first(
     first = await employee.get("/?view=raised")
     assert "Raised by me: 3 cases" in first.text and "Page 1 of 2" in first.text
     listed = re.findall(r'<td><a href="/cases/([^"]+)">', first.text)
-    assert listed == opened[:2]  # opened one after another: the first is due first
+    # Opened one after another, all due at the end of the same working day: among cases
+    # due at once, the oldest first.
+    assert listed == opened[:2]
     next_link = re.search(r'<a href="([^"]+)" rel="next">', first.text)
     assert next_link
     second = await employee.get(next_link.group(1).replace("&amp;", "&"))
@@ -371,7 +403,7 @@ async def test_a_referrals_subject_sees_its_outline_and_may_still_appeal(
     case_id = opened.headers["location"].removeprefix("/cases/")
     steps = (
         ("accept", {"caseworker": "hr@dwp.gov.uk"}),
-        ("schedule_hearing", {"on": "2026-12-01"}),
+        ("schedule_hearing", {"on": london_date(14)}),
         ("record_outcome", {"outcome": "first_written_warning", "reason": "Admitted"}),
     )
     for action, fields in steps:
