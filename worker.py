@@ -19,11 +19,11 @@ from activities.notifications import NotificationActivities, SmtpConfig
 from activities.records import RecordActivities
 from activities.retention import RetentionActivities
 from activities.schedule import add_offsets
-from app.db import session_factory
-from app.logs import CaseIdInterceptor
-from app.mail import make_template_env
-from app.policy import load_policy
-from app.settings import Settings
+from app.platform.db import session_factory
+from app.platform.logs import CaseIdInterceptor
+from app.platform.settings import Settings
+from domain.mail import make_template_env
+from domain.policy import load_policy
 from workflows.exception import PolicyExceptionWorkflow
 from workflows.investigation import AbuseInvestigationWorkflow
 from workflows.ipa import IpaApprovalWorkflow

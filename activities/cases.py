@@ -7,9 +7,9 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 from temporalio import activity
 
-from app.case_ids import next_case_id
-from app.policy import Policy
-from app.views import snapshot_of
+from domain.case_ids import next_case_id
+from domain.policy import Policy
+from domain.views import snapshot_of
 from models import Case
 from workflows.common import CaseRead, CaseReadRequest, LinkedCasePlan, LinkedCaseRequest
 

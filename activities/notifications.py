@@ -24,8 +24,8 @@ from sqlalchemy import Engine, Table, bindparam, insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
 from temporalio import activity
 
-from activities.records import append_events, in_transaction_retrying
-from app.mail import ANONYMOUS_KINDS, build_message, message_bytes, message_id, render_mail
+from domain.mail import ANONYMOUS_KINDS, build_message, message_bytes, message_id, render_mail
+from domain.records import append_events, in_transaction_retrying
 from models import SentMail
 from workflows.common import SYSTEM_ACTOR, EventIn, MailRequest, MailResult
 

@@ -6,8 +6,8 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 from temporalio import activity
 
-from app.policy import Policy
-from app.retention import apply_retention
+from domain.policy import Policy
+from domain.retention import apply_retention
 from workflows.retention import RETENTION_ACTIVITY, RetentionRequest, RetentionResult
 
 

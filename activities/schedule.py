@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from temporalio import activity
 
-from app.calendar import WorkingCalendar
+from domain.calendar import WorkingCalendar
 from workflows.common import OffsetsRequest, OffsetsResult
 
 

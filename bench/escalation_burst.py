@@ -53,16 +53,16 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import func, select
 
 from app import service
-from app.bootstrap import running
-from app.identity import actor_for
-from app.people import import_people
-from app.policy import load_policy
-from app.settings import DEFAULT_POLICY_FILE, DEFAULT_WORKFLOW_CACHE_SIZE, Settings
+from app.platform.settings import DEFAULT_POLICY_FILE, DEFAULT_WORKFLOW_CACHE_SIZE, Settings
+from app.runtime.bootstrap import running
+from app.service.identity import actor_for
+from app.service.people import import_people
 from bench import rig
 from bench.ipa_throughput import people_csv
 from bench.latency import child, child_env
 from bench.memory import rss_mb
 from bench.report import machine, percentile
+from domain.policy import load_policy
 from models import SentMail
 from workflows import ipa_types
 from workflows.common import Actor

@@ -36,11 +36,12 @@ from temporalio.client import Client, WorkflowHistory
 from temporalio.worker import Worker
 
 from app import service
-from app.bootstrap import Services, running
-from app.db import make_engine
-from app.identity import actor_for
-from app.people import import_people
-from app.settings import Settings
+from app.platform.db import make_engine
+from app.platform.settings import Settings
+from app.runtime.bootstrap import running
+from app.service.identity import actor_for
+from app.service.people import import_people
+from app.service.services import Services
 from bench import rig
 from bench.bare import ACT, OPENED, BareActivities, BareCase, Plan, Step
 from bench.report import Tally, breakdown, comparison, machine, table

@@ -48,9 +48,9 @@ import httpx
 from sqlalchemy.orm import Session
 from temporalio.client import Client
 
-from app.auth import issue_token
-from app.db import make_engine, session_factory
-from app.people import import_people
+from app.platform.db import make_engine, session_factory
+from app.service.auth import issue_token
+from app.service.people import import_people
 from bench import rig
 from bench.bare import ACT, OPENED, BareCase
 from bench.ipa_throughput import ACTIVITIES_PER_CASE, IPA_PLAN, OFFICERS, people_csv

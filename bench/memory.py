@@ -35,9 +35,10 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from app import service
-from app.bootstrap import Services, running
-from app.db import migrate
-from app.settings import DEFAULT_WORKFLOW_CACHE_SIZE, Settings
+from app.platform.db import migrate
+from app.platform.settings import DEFAULT_WORKFLOW_CACHE_SIZE, Settings
+from app.runtime.bootstrap import running
+from app.service.services import Services
 from bench import rig
 from bench.bare import OPENED, BareActivities, BareCase
 from bench.ipa_throughput import IPA_PLAN, User, load_users

@@ -51,14 +51,14 @@ from temporalio.common import (
     TypedSearchAttributes,
 )
 
-from activities.records import search_text
 from app import service
-from app.bootstrap import Services
-from app.db import make_engine, migrate, session_factory
-from app.policy import load_policy
-from app.settings import Settings
+from app.platform.db import make_engine, migrate, session_factory
+from app.platform.settings import Settings
+from app.service.services import Services
 from bench import rig
 from bench.report import machine, percentile
+from domain.policy import load_policy
+from domain.records import search_text
 from models import Case
 from workflows import exception_types, investigation_types, ipa_types, referral_types
 from workflows.common import Actor, CaseSnapshot

@@ -40,7 +40,7 @@ from temporalio.worker import (
 )
 from temporalio.worker import Interceptor as WorkerInterceptor
 
-from app.db import migrate
+from app.platform.db import migrate
 from bench.sink import LISTENING
 
 NAMESPACE = "default"

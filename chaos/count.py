@@ -26,9 +26,9 @@ from sqlalchemy.orm import Session
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 
-from app.mail import ANONYMOUS_KINDS, message_id
 from chaos.duplicates import SendActivity, classify, pid_of
 from chaos.rig import Stack, gather_limited
+from domain.mail import ANONYMOUS_KINDS, message_id
 from models import Case, CaseEvent
 from workflows.common import MailRequest
 

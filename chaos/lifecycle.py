@@ -21,7 +21,7 @@ from temporalio.client import WorkflowExecutionStatus
 from temporalio.service import RPCError
 
 from app import service
-from app.errors import ServiceError, Unavailable
+from app.service.errors import ServiceError, Unavailable
 from chaos.rig import EMPLOYEES, MANAGERS, OFFICERS, Stack
 from models import Case, CaseEvent
 from workflows import ipa_types

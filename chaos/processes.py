@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from app.devserver import DevServer
+from app.runtime.devserver import DevServer
 
 STOP_TIMEOUT = 15.0
 

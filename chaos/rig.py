@@ -28,11 +28,12 @@ import psycopg
 from psycopg import sql
 from sqlalchemy import Engine, make_url
 
-from app.bootstrap import Services, bootstrap
-from app.db import make_engine, migrate, session_factory
-from app.devserver import wait_for_temporal
-from app.people import import_people
-from app.settings import DEFAULT_POLICY_FILE, Settings
+from app.platform.db import make_engine, migrate, session_factory
+from app.platform.settings import DEFAULT_POLICY_FILE, Settings
+from app.runtime.bootstrap import bootstrap
+from app.runtime.devserver import wait_for_temporal
+from app.service.people import import_people
+from app.service.services import Services
 from chaos.mail import MailCapture
 from chaos.processes import KillableDevServer, WorkerProcess, free_port
 from chaos.proxy import TcpProxy

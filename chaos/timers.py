@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from app.policy import load_policy
 from chaos.lifecycle import Driver
 from chaos.rig import Stack, gather_limited, policy_text
+from domain.policy import load_policy
 from models import CaseEvent
 
 MAILS_PER_CASE = 4  # opened, action needed (manager), reminder, escalation (director)

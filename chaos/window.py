@@ -28,11 +28,11 @@ from temporalio import workflow
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
 from activities.notifications import NotificationActivities, SmtpConfig
-from activities.records import upsert_case
-from app.db import session_factory
-from app.mail import make_template_env, message_id
-from app.temporal import connect
+from app.platform.db import session_factory
+from app.platform.temporal import connect
 from chaos.rig import stack
+from domain.mail import make_template_env, message_id
+from domain.records import upsert_case
 from workflows.common import CaseSnapshot, MailRequest
 
 CASE_ID = "IPA-2026-000001"

@@ -22,8 +22,9 @@ from typing import Any
 
 import jinja2
 
-from app import times
-from app.calendar import DEFAULT_TIMEZONE, zone
+from domain import times
+from domain.calendar import DEFAULT_TIMEZONE, zone
+from domain.text import label, show, words
 
 TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
 MESSAGE_ID_DOMAIN = "casework"
@@ -67,7 +68,6 @@ _CONFIDENTIAL_KEEP = frozenset({"case_id", "url", "recipient_name"})
 _CONFIDENTIAL_KEEP_BY_KIND = {"escalation": frozenset({"owner", "level"})}
 _ANONYMOUS_KEEP = frozenset({"recipient_name", "colleague"})
 
-_ACRONYMS = {"ipa": "IPA", "sac": "SAC", "sirt": "SIRT", "hr": "HR", "url": "URL", "urls": "URLs"}
 # RFC 5322 msg-id characters we pass through; everything else is escaped as =XX.
 _MSGID_SAFE = re.compile(r"[A-Za-z0-9_-]")
 
@@ -101,9 +101,9 @@ def make_template_env(
         lstrip_blocks=True,
         keep_trailing_newline=True,
     )
-    env.filters["label"] = _label
-    env.filters["words"] = _words
-    env.filters["show"] = _show
+    env.filters["label"] = label
+    env.filters["words"] = words
+    env.filters["show"] = show
     env.filters["when"] = partial(times.long, timezone=zone(timezone))
     return env
 
@@ -304,32 +304,6 @@ def _tidy(text: str) -> str:
 def _msgid_part(value: str) -> str:
     # Injective: "=" itself is escaped, so two different keys never share an id.
     return "".join(c if _MSGID_SAFE.fullmatch(c) else f"={ord(c):02X}" for c in value)
-
-
-def _words(value: object) -> str:
-    """`sac_review` -> `SAC review`: a stage, type or outcome name inside a sentence."""
-    if value is None or value == "":
-        return ""
-    return " ".join(_ACRONYMS.get(w, w) for w in str(value).replace("_", " ").split())
-
-
-def _label(value: object) -> str:
-    """`account_kind` -> `Account kind`: a name at the start of a line."""
-    words = _words(value)
-    return words[:1].upper() + words[1:]
-
-
-def _show(value: object) -> str:
-    """A details value as a person reads it."""
-    if value is None:
-        return "-"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, Mapping):
-        return "; ".join(f"{_label(k)}: {_show(v)}" for k, v in value.items())
-    if isinstance(value, list | tuple | set | frozenset):
-        return ", ".join(_show(v) for v in value)
-    return str(value)
 
 
 def _overdue_by(due_at: object, now: object) -> str:

@@ -19,7 +19,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from app.calendar import (
+from domain.calendar import (
     DEFAULT_DAY_ENDS,
     DEFAULT_REGION,
     DEFAULT_TIMEZONE,
@@ -45,6 +45,9 @@ REQUIRED_STAGES: dict[str, tuple[str, ...]] = {
     "abuse_investigation": ("triage", "investigation", "review"),
     "disciplinary_referral": ("hr_review", "hearing", "appeal_window", "appeal"),
 }
+
+# The policy file shipped with the code: CASEWORK_POLICY_FILE's default.
+DEFAULT_POLICY_FILE = Path(__file__).with_name("default_policy.toml")
 
 _CALENDAR_KEYS = ("bank_holidays", "extra_holidays", "timezone", "working_day_ends")
 _COMMON_KEYS = ("sla", "remind", "escalate_every")

@@ -1,4 +1,10 @@
-"""The read model's writer: case rows and the append-only, hash-chained event log."""
+"""The read model's writer: case rows and the append-only, hash-chained event log.
+
+The chain's hash rule (`event_hash`, `hash_of`, `GENESIS_HASH`) is here, beside the
+writer that applies it, for `app.service.audit` to recompute; the `record` activity
+(`activities.records`), the service layer's refusals and retention all write through
+`append_events` and `upsert_case`.
+"""
 
 from __future__ import annotations
 
@@ -11,13 +17,13 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Protocol, TypeVar, cast
 
-from sqlalchemy import Engine, Select, Table, bindparam, func, insert, or_, select, update
+from sqlalchemy import Select, Table, bindparam, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
-from temporalio import activity
 
+from domain.times import iso_exact
 from models import Case, CaseEvent
-from workflows.common import CaseSnapshot, EventIn, RecordRequest
+from workflows.common import CaseSnapshot, EventIn
 
 GENESIS_HASH = "0" * 64
 
@@ -29,11 +35,6 @@ def _utc(at: datetime) -> datetime:
     if at.tzinfo is None:
         raise ValueError("naive datetime: event times must be timezone-aware")
     return at.astimezone(UTC)
-
-
-def iso_utc(at: datetime) -> str:
-    """The one text form of an instant in hashes: microseconds, UTC, `Z`."""
-    return _utc(at).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def _canonical(value: Any) -> str:
@@ -55,12 +56,12 @@ def event_hash(
     data: Mapping[str, Any],
     prev_hash: str,
 ) -> str:
-    """sha256 hex of the event's canonical JSON; app.audit recomputes it the same way."""
+    """sha256 hex of the event's canonical JSON; app.service.audit recomputes it the same way."""
     body = {
         "case_id": case_id,
         "seq": seq,
         "key": key,
-        "at": iso_utc(at),
+        "at": iso_exact(at),
         "actor": actor,
         "kind": kind,
         "stage": stage,
@@ -291,18 +292,3 @@ def append_events_retrying(
 ) -> list[CaseEvent]:
     """append_events in its own transaction, retried if another writer took the seq."""
     return in_transaction_retrying(factory, lambda s: append_events(s, case_id, events), attempts)
-
-
-class RecordActivities:
-    def __init__(self, db: Engine | sessionmaker[Session]) -> None:
-        self._sessions = sessionmaker(db, expire_on_commit=False) if isinstance(db, Engine) else db
-
-    @activity.defn(name="record")
-    def record(self, req: RecordRequest) -> None:
-        """Case row, then its events (they reference it), in one transaction."""
-
-        def work(session: Session) -> None:
-            upsert_case(session, req.case)
-            append_events(session, req.case.id, req.events)
-
-        in_transaction_retrying(self._sessions, work)

@@ -25,6 +25,8 @@ and subject (anonymise) or goes (purge).
 
 Each case is handled in a transaction of its own and at most once: a retry, or
 tomorrow's run, finds it done (its `anonymised` or `purged` event) and skips it.
+The daily run is a Temporal schedule (`app.runtime.retention_schedule`) starting the
+`retention` workflow, whose activity (`activities.retention`) calls `apply_retention`.
 """
 
 from __future__ import annotations
@@ -35,24 +37,12 @@ from datetime import datetime
 
 from sqlalchemy import delete, exists, func, select, update
 from sqlalchemy.orm import Session, sessionmaker
-from temporalio.client import (
-    Client,
-    Schedule,
-    ScheduleActionStartWorkflow,
-    ScheduleAlreadyRunningError,
-    ScheduleCalendarSpec,
-    ScheduleOverlapPolicy,
-    SchedulePolicy,
-    ScheduleRange,
-    ScheduleSpec,
-)
 
-from activities.records import append_events, in_transaction_retrying
-from app.policy import Policy
+from domain.policy import Policy
+from domain.records import append_events, in_transaction_retrying
 from models import Case, CaseEvent, SentMail
 from workflows.common import CLOSED, SYSTEM_ACTOR, EventIn
 from workflows.durations import add_months, parse_duration
-from workflows.retention import RETENTION_WORKFLOW, RetentionRun
 
 REDACTED = "_redacted"
 # The policy file's actions, and the events that record them.
@@ -224,35 +214,3 @@ def apply_retention(
 def _step(item: RetentionItem, now: datetime) -> Callable[[Session], bool]:
     act = anonymise if item.action == ANONYMISE else purge
     return lambda session: act(session, item, now)
-
-
-# ---- the daily schedule ---------------------------------------------------------------
-
-SCHEDULE_ID = "casework-retention"
-# 02:30 UTC: after the working day everywhere Casework is used, before the next.
-RUN_AT = ScheduleCalendarSpec(hour=[ScheduleRange(2)], minute=[ScheduleRange(30)])
-
-
-def schedule(task_queue: str) -> Schedule:
-    return Schedule(
-        action=ScheduleActionStartWorkflow(
-            RETENTION_WORKFLOW, RetentionRun(), id=f"{SCHEDULE_ID}-run", task_queue=task_queue
-        ),
-        spec=ScheduleSpec(calendars=[RUN_AT]),
-        # A run still going (or a worker down all day) is not run twice at once.
-        policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP),
-    )
-
-
-async def ensure_schedule(client: Client, task_queue: str) -> bool:
-    """Create the daily retention schedule unless it exists; True if created now.
-
-    Every `casework up` and `casework worker` calls this, so it must be idempotent:
-    the first creates it, the rest find it there and leave it (and any pause an
-    operator set with `temporal schedule toggle`) alone.
-    """
-    try:
-        await client.create_schedule(SCHEDULE_ID, schedule(task_queue))
-    except ScheduleAlreadyRunningError:
-        return False
-    return True

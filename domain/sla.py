@@ -6,8 +6,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from app import times
-from app.mail import _words
+from domain import text, times
 
 DUE_SOON = timedelta(days=1)  # within a day of its due time a case stands out
 
@@ -21,7 +20,7 @@ class Badge:
 def sla_badge(case: dict[str, Any], now: datetime | None = None) -> Badge:
     """The badge for an API case object, as this viewer sees it (an outline has none)."""
     if case.get("status") != "open":
-        outcome = _words(case.get("outcome"))
+        outcome = text.words(case.get("outcome"))
         return Badge("closed", f"Closed: {outcome}" if outcome else "Closed")
     if "due_at" not in case:  # a confidential case's outline: its due time is not shown
         return Badge("none", "Not shown")

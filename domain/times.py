@@ -1,8 +1,10 @@
-"""Times as people read them: in the policy's time zone, with its abbreviation.
+"""Times as text: the one formatter of instants, for people and for machines.
 
-The API, the records and the audit trail keep ISO-8601 UTC; the pages, the
-emails and the CLI's tables show the same instant where the staff are
-("Wed 9 Dec 2026, 17:00 GMT", "BST" in summer). One formatter for all three.
+The API, the records and the audit trail keep ISO-8601 UTC (`iso`; `iso_exact` with
+microseconds, the form the audit chain hashes and exports carry); the pages, the
+emails and the CLI's tables show the same instant where the staff are, in the
+policy's time zone with its abbreviation ("Wed 9 Dec 2026, 17:00 GMT", "BST" in
+summer: `short`, `long`).
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
-from app.calendar import DEFAULT_TIMEZONE, zone
+from domain.calendar import DEFAULT_TIMEZONE, zone
 
 
 def instant(value: object) -> datetime | None:
@@ -50,3 +52,18 @@ def long(value: object, timezone: str | ZoneInfo = DEFAULT_TIMEZONE) -> str:
     if local is None:
         return "" if value is None else str(value)
     return f"{local:%A} {local.day} {local:%B %Y at %H:%M %Z}"
+
+
+def iso(moment: datetime | None) -> str | None:
+    """ISO-8601 in UTC with a `Z`, as the API promises."""
+    if moment is None:
+        return None
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def iso_exact(at: datetime) -> str:
+    """The one text form of an instant in hashes: microseconds, UTC, `Z`."""
+    # astimezone() would silently read a naive time as the machine's local time.
+    if at.tzinfo is None:
+        raise ValueError("naive datetime: event times must be timezone-aware")
+    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")

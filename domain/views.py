@@ -10,9 +10,9 @@ states the same rule in SQL for lists.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any, Literal
 
+from domain.times import iso
 from models import Case, CaseEvent
 from workflows.common import Actor, CaseSnapshot, Link
 from workflows.rules import CaseTypeRules, allowed_actions, holds, may_see_whole
@@ -23,13 +23,6 @@ PARTIAL_FIELDS = ("id", "type", "status", "stage", "outcome")
 
 def partial_viewers(rules: CaseTypeRules) -> tuple[str, ...]:
     return rules.partial_viewers
-
-
-def iso(moment: datetime | None) -> str | None:
-    """ISO-8601 in UTC with a `Z`, as the API promises."""
-    if moment is None:
-        return None
-    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def snapshot_of(row: Case) -> CaseSnapshot:

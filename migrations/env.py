@@ -86,7 +86,7 @@ def run_online() -> None:
         _configure_and_run(connection)
         return
     # Imported here: app.db imports this package, and the CLI-less path needs only this.
-    from app.db import make_engine
+    from app.platform.db import make_engine
 
     engine = make_engine(_url())
     try:

@@ -20,7 +20,7 @@ from psycopg import sql
 from sqlalchemy import Engine, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.db import make_engine, migrate, session_factory
+from app.platform.db import make_engine, migrate, session_factory
 from tests import today as todays
 
 # Temporal servers, the SMTP sink and the worker.

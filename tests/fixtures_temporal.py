@@ -26,7 +26,7 @@ from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from app.settings import Settings
+from app.platform.settings import Settings
 from worker import build_worker
 
 BIN = Path(sys.executable).parent

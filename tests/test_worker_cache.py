@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from temporalio.client import Client
 
-from app.db import make_engine
-from app.settings import DEFAULT_WORKFLOW_CACHE_SIZE, Settings, SettingsError
+from app.platform.db import make_engine
+from app.platform.settings import DEFAULT_WORKFLOW_CACHE_SIZE, Settings, SettingsError
 from worker import build_worker
 
 

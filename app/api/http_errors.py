@@ -10,7 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-from app.errors import ServiceError, Unauthorized
+from app.service.errors import ServiceError, Unauthorized
 
 log = logging.getLogger(__name__)
 

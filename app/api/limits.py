@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.http_errors import error_response
+from app.api.http_errors import error_response
+
+if TYPE_CHECKING:
+    from app.service.services import Services
+
+MAX_BODY = 1024 * 1024  # 1 MiB: far above any real case, far below a memory problem
 
 # A route's own limit, if it has one (an evidence upload's is larger): None for the default.
 LimitFor = Callable[[Scope], int | None]
@@ -66,3 +73,16 @@ def _message(limit: int) -> str:
 
 def _too_large(limit: int) -> JSONResponse:
     return error_response(413, "too_large", _message(limit))
+
+
+# The API's upload, and the case page's upload form (app.web.evidence).
+_EVIDENCE_UPLOAD = re.compile(r"^(?:/api)?/cases/[^/]+/evidence$")
+
+
+def evidence_upload_limit(scope: Scope) -> int | None:
+    """An evidence upload's body limit (the settings' `evidence_max_bytes`), for
+    `BodySizeLimit`; None elsewhere, where MAX_BODY holds."""
+    if scope.get("method") != "POST" or not _EVIDENCE_UPLOAD.match(scope.get("path", "")):
+        return None
+    services: Services | None = getattr(scope["app"].state, "services", None)
+    return services.settings.evidence_max_bytes if services is not None else None

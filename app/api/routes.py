@@ -1,47 +1,28 @@
-"""The HTTP API of shared/API.md: thin routes over `app.service`.
+"""The HTTP API of shared/API.md: thin routes over `app.service` (`router`).
 
 Every failure, FastAPI's own included (malformed JSON, unknown paths, wrong
 methods, oversized bodies), answers `{"error": {"code", "message"}}` with the
-contract's status, so a client has one shape to handle.
+contract's status, so a client has one shape to handle (`app.api.http_errors`).
+`app.runtime.webapp` mounts this router beside the pages.
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, FastAPI, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
-from starlette.types import Scope
 
-from app import exports, health, service
-from app.bootstrap import Services, running
-from app.errors import Unauthorized
-from app.http_errors import install_error_handlers
-from app.limits import BodySizeLimit
-from app.logs import CaseIdMiddleware
-from app.metrics import install_metrics, timing_action
-from app.schemas import (
-    Action,
-    CaseList,
-    CaseOut,
-    ErrorOut,
-    EventList,
-    Health,
-    Me,
-    OpenCase,
-)
-from app.settings import Settings
-from app.web import install_pages
+from app import service
+from app.api.metrics import timing_action
+from app.api.schemas import Action, CaseList, CaseOut, ErrorOut, EventList, Health, Me, OpenCase
+from app.service import exports, health
+from app.service.errors import Unauthorized
+from app.service.services import Services
 from workflows.common import Actor
 
-MAX_BODY = 1024 * 1024  # 1 MiB: far above any real case, far below a memory problem
-
-ServicesFactory = Callable[[], AbstractAsyncContextManager[Services]]
 _bearer = HTTPBearer(auto_error=False, description="an API token from `casework users token`")
 _ERRORS: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorOut} for status in (400, 401, 403, 404, 409, 413, 422, 429)
@@ -307,46 +288,3 @@ async def download_evidence(
         media_type=found.media_type,
         headers=found.headers(),
     )
-
-
-# The API's upload, and the case page's upload form (app.web.evidence).
-_EVIDENCE_UPLOAD = re.compile(r"^(?:/api)?/cases/[^/]+/evidence$")
-
-
-def evidence_upload_limit(scope: Scope) -> int | None:
-    """An evidence upload's body limit (the settings' `evidence_max_bytes`), for
-    `BodySizeLimit`; None elsewhere, where MAX_BODY holds."""
-    if scope.get("method") != "POST" or not _EVIDENCE_UPLOAD.match(scope.get("path", "")):
-        return None
-    services: Services | None = getattr(scope["app"].state, "services", None)
-    return services.settings.evidence_max_bytes if services is not None else None
-
-
-def create_app(services_factory: ServicesFactory, settings: Settings | None = None) -> FastAPI:
-    """The API and the pages, with `Services` entered for the app's lifetime (tests pass
-    their own). `settings`, if given, are the pages' (else read from the services)."""
-
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with services_factory() as services:
-            app.state.services = services
-            yield
-
-    app = FastAPI(
-        title="Casework",
-        summary="Case management for the Social Media Policy",
-        version="1",
-        lifespan=lifespan,
-    )
-    app.add_middleware(BodySizeLimit, limit=MAX_BODY, limit_for=evidence_upload_limit)
-    app.add_middleware(CaseIdMiddleware)  # log lines while serving a case carry its id
-    install_error_handlers(app)
-    app.include_router(router)
-    install_metrics(app)
-    install_pages(app, settings)  # after the API's error handlers: it keeps them for /api
-    return app
-
-
-def web_app(settings: Settings) -> FastAPI:
-    """The app `casework web` serves: real adapters, closed on shutdown."""
-    return create_app(lambda: running(settings), settings)

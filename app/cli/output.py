@@ -10,9 +10,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from app import times
-from app.mail import _label, _show, _words
-from app.web.sla import sla_badge
+from domain import text, times
+from domain.sla import sla_badge
 
 _LIST_COLUMNS = ("ID", "Type", "Stage", "Due", "Service level")
 
@@ -24,25 +23,25 @@ def _due(case: dict[str, Any], timezone: str) -> str:
 def case_lines(case: dict[str, Any], timezone: str) -> str:
     """One case as `Label  value` lines: what it is, where it stands, what it says."""
     rows: list[tuple[str, str]] = [
-        ("Case", f"{case['id']} ({_words(case['type'])})"),
-        ("Status", _words(case["status"])),
-        ("Stage", _words(case["stage"])),
+        ("Case", f"{case['id']} ({text.words(case['type'])})"),
+        ("Status", text.words(case["status"])),
+        ("Stage", text.words(case["stage"])),
     ]
     if case.get("outcome"):
-        rows.append(("Outcome", _words(case["outcome"])))
+        rows.append(("Outcome", text.words(case["outcome"])))
     if "due_at" in case:  # an outline (a confidential case's reporter) has no due time
         rows.append(("Due", _due(case, timezone)))
         rows.append(("Service level", sla_badge(case).text))
         for key in ("requester", "assignee", "team"):
-            rows.append((_label(key), case.get(key) or "-"))
+            rows.append((text.label(key), case.get(key) or "-"))
         for key in ("opened_at", "updated_at", "closed_at"):
             if case.get(key):
-                rows.append((_label(key.removesuffix("_at")), times.short(case[key], timezone)))
+                rows.append((text.label(key.removesuffix("_at")), times.short(case[key], timezone)))
         for name, value in (case.get("details") or {}).items():
-            rows.append((_label(name), _show(value)))
+            rows.append((text.label(name), text.show(value)))
         for link in case.get("links") or []:
-            rows.append(("Linked", f"{link['id']} ({_words(link['relation'])})"))
-    rows.append(("You may", ", ".join(_words(a) for a in case.get("actions", [])) or "-"))
+            rows.append(("Linked", f"{link['id']} ({text.words(link['relation'])})"))
+    rows.append(("You may", ", ".join(text.words(a) for a in case.get("actions", [])) or "-"))
     width = max(len(label) for label, _ in rows)
     return "\n".join(f"{label:<{width}}  {value}" for label, value in rows)
 
@@ -52,8 +51,8 @@ def case_table(items: Sequence[dict[str, Any]], total: int, timezone: str) -> st
     rows = [
         (
             case["id"],
-            _words(case["type"]),
-            _words(case["stage"]),
+            text.words(case["type"]),
+            text.words(case["stage"]),
             _due(case, timezone) if "due_at" in case else "-",
             sla_badge(case).text,
         )

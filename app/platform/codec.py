@@ -34,7 +34,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from temporalio.api.common.v1 import Payload
 from temporalio.converter import PayloadCodec
 
-from app.keyfile import read_or_create
+from app.platform.keyfile import read_or_create
 
 log = logging.getLogger(__name__)
 

@@ -14,10 +14,8 @@ from sqlalchemy import Engine, create_engine, event, make_url, text
 from sqlalchemy.engine import URL, Connection
 from sqlalchemy.orm import Session, sessionmaker
 
-import migrations
-
 if TYPE_CHECKING:
-    from app.settings import Settings
+    from app.platform.settings import Settings
 
 # Any fixed 64-bit number: every process migrating the same database takes this lock.
 _MIGRATION_LOCK_KEY = 0x0CA5E_0001
@@ -114,7 +112,9 @@ def session_factory(engine: Engine) -> sessionmaker[Session]:
 def alembic_config(url: str | URL, connection: Connection | None = None) -> Config:
     """An Alembic config built in code, so migrations run from any cwd or an installed wheel."""
     cfg = Config()
-    cfg.set_main_option("script_location", str(Path(migrations.__file__).parent))
+    # The migrations are found as Alembic finds them, by location (`package:dir`), not
+    # imported: their env.py imports this module (docs/ARCHITECTURE.md).
+    cfg.set_main_option("script_location", "migrations:")
     # Config values go through ConfigParser interpolation: a `%` in a password must be doubled.
     rendered = _normalise(url).render_as_string(hide_password=False)
     cfg.set_main_option("sqlalchemy.url", rendered.replace("%", "%%"))

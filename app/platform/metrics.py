@@ -15,37 +15,33 @@ measured where the request is served; sum it across web servers as usual.
 
 Temporal's own SDK metrics (workflow and activity task latencies, failures, poll
 counts) come from the worker's runtime on CASEWORK_METRICS_PORT: see `sdk_runtime`.
+`app.api.metrics` serves these at `/metrics` and times the API's actions.
 """
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
-from fastapi import FastAPI, Response
-from prometheus_client import CollectorRegistry, Histogram, generate_latest
+from prometheus_client import Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from sqlalchemy import Integer, cast, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.errors import ServiceError
 from models import Case, CaseEvent, SentMail
 from workflows.registry import CASE_TYPES
 
 if TYPE_CHECKING:
     from temporalio.runtime import Runtime
 
-    from app.settings import Settings
+    from app.platform.settings import Settings
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 # From a person's click to the case's new state: an update round trip through Temporal.
 ACTION_BUCKETS = (0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
-_TYPE_BY_PREFIX = {rules.prefix: name for name, rules in CASE_TYPES.items()}
-_ACTIONS = {a.name for rules in CASE_TYPES.values() for a in rules.actions}
+TYPE_BY_PREFIX = {rules.prefix: name for name, rules in CASE_TYPES.items()}
+ACTIONS = {a.name for rules in CASE_TYPES.values() for a in rules.actions}
 
 
 class ReadModelCollector(Collector):
@@ -127,48 +123,6 @@ ACTION_SECONDS = Histogram(
     buckets=ACTION_BUCKETS,
     registry=None,
 )
-
-
-@contextmanager
-def timing_action(case_id: str, action: str) -> Iterator[None]:
-    """Time one action; a refusal is observed under its error code, a fault as `error`."""
-    started = time.perf_counter()
-    result = "ok"
-    try:
-        yield
-    except ServiceError as e:
-        result = e.code
-        raise
-    except BaseException:
-        result = "error"
-        raise
-    finally:
-        ACTION_SECONDS.labels(
-            _TYPE_BY_PREFIX.get(case_id.partition("-")[0], "unknown"),
-            action if action in _ACTIONS else "other",  # no new series per typo
-            result,
-        ).observe(time.perf_counter() - started)
-
-
-def install_metrics(app: FastAPI) -> None:
-    """`GET /metrics` (no token, like /healthz: aggregate counts only, no case data).
-
-    The read model is the one the app's services use, looked up at each scrape.
-    """
-    registry = CollectorRegistry(auto_describe=False)
-    registry.register(ACTION_SECONDS)
-
-    def sessions() -> sessionmaker[Session] | None:
-        services = getattr(app.state, "services", None)
-        return None if services is None else services.sessions
-
-    registry.register(ReadModelCollector(sessions))
-
-    async def metrics() -> Response:
-        body = await asyncio.to_thread(generate_latest, registry)  # it queries the database
-        return Response(body, media_type=CONTENT_TYPE)
-
-    app.add_api_route("/metrics", metrics, methods=["GET"], include_in_schema=False)
 
 
 def sdk_runtime(settings: Settings) -> Runtime | None:

@@ -30,9 +30,9 @@ from urllib.parse import urlsplit
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
-from app.codec import PayloadKey, PayloadKeyError, parse_keys
+from app.platform.codec import PayloadKey, PayloadKeyError, parse_keys
+from domain.policy import DEFAULT_POLICY_FILE
 
-DEFAULT_POLICY_FILE = Path(__file__).with_name("default_policy.toml")
 _PREFIX = "CASEWORK_"
 # A cached Casework workflow costs a worker about 0.13 MB (bench/RESULTS.md): 250 keeps a
 # worker under 300 MB resident, and a case evicted is replayed from its history when

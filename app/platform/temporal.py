@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 from temporalio.client import Client
 from temporalio.converter import DataConverter, DefaultFailureConverterWithEncodedAttributes
-from temporalio.service import RPCError, RPCStatusCode, TLSConfig
+from temporalio.service import TLSConfig
 
-from app import tracing
-from app.codec import AesGcmCodec, embedded_keys
-from app.errors import Unavailable
-from app.settings import Settings
+from app.platform import tracing
+from app.platform.codec import AesGcmCodec, embedded_keys
+from app.platform.settings import Settings
 
 
 def tls_config(settings: Settings) -> TLSConfig | bool:
@@ -93,18 +90,3 @@ async def connect(settings: Settings, *, lazy: bool = False) -> Client:
         interceptors=tracing.interceptors(),  # none unless tracing is on (app/tracing.py)
         lazy=lazy,
     )
-
-
-@contextmanager
-def temporal_errors() -> Iterator[None]:
-    """Temporal out of reach is a 503, not a crash."""
-    try:
-        yield
-    except RPCError as e:
-        if e.status in (RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED):
-            raise Unavailable(f"temporal: {e.message}") from e
-        raise
-    except RuntimeError as e:
-        if str(e).startswith("Failed client connect"):  # a lazy client's first call
-            raise Unavailable(f"temporal: {e}") from e
-        raise

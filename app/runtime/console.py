@@ -1,17 +1,16 @@
 """What the serving commands (`casework up`, `worker`, `web`) tell the person at the terminal.
 
 Its own module so that the stack and the dev server it starts can both speak
-without importing each other.
+without importing each other; the CLI (above the runtime) catches `StackError` and
+prints it as any other refusal, one line.
 """
 
 from __future__ import annotations
 
 import sys
 
-from app.cli import CliError
 
-
-class StackError(CliError):
+class StackError(Exception):
     """The stack cannot start or run; the message says why and what to do."""
 
 

@@ -16,8 +16,8 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from app.auth import issue_token
-from app.people import import_people
+from app.service.auth import issue_token
+from app.service.people import import_people
 from models import Person
 
 READY_LINE = "Ctrl-C stops everything."  # the banner's last line: a script may wait for it

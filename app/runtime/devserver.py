@@ -32,9 +32,9 @@ from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
-from app.console import StackError, say
-from app.settings import Settings
-from app.temporal import cluster_address, connect
+from app.platform.settings import Settings
+from app.platform.temporal import cluster_address, connect
+from app.runtime.console import StackError, say
 
 START_TIMEOUT = 30.0  # seconds for Temporal to answer
 STOP_TIMEOUT = 10.0  # seconds for the dev server to stop before it is killed

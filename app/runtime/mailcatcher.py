@@ -2,8 +2,8 @@
 
 `casework up` starts one unless a real relay is configured, so a new user sees the
 reminder and escalation emails on the admin mail page without any mail server.
-Messages are `<data_dir>/mail/<timestamp>-<n>.eml`, so they survive a restart and
-any mail client can open them.
+Messages are `<data_dir>/mail/<timestamp>-<n>.eml` (`app.service.mailbox` reads them for
+the mail page), so they survive a restart and any mail client can open them.
 """
 
 from __future__ import annotations
@@ -12,35 +12,13 @@ import asyncio
 import itertools
 import os
 import threading
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from email import policy
-from email.message import EmailMessage
-from email.parser import BytesParser
-from email.utils import getaddresses
 from pathlib import Path
 from typing import Any
 
 from aiosmtpd.controller import Controller
 
-_STAMP = "%Y%m%dT%H%M%S%fZ"
-
-
-@dataclass(frozen=True)
-class CaughtMail:
-    received_at: datetime
-    sender: str
-    to: list[str]
-    subject: str
-    message_id: str
-    text: str
-    html: str = ""
-    # The file's name, for a page that shows one message.
-    name: str = field(default="", compare=False)
-
-
-def mail_dir(data_dir: Path) -> Path:
-    return Path(data_dir) / "mail"
+from app.service.mailbox import STAMP, mail_dir
 
 
 class _Store:
@@ -54,7 +32,7 @@ class _Store:
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         with self._lock:
             n = next(self._counter)
-        stamp = datetime.now(UTC).strftime(_STAMP)
+        stamp = datetime.now(UTC).strftime(STAMP)
         # The envelope, which the headers may not show (Bcc), in aiosmtpd's own convention.
         head = f"X-MailFrom: {envelope.mail_from}\r\nX-RcptTo: {', '.join(envelope.rcpt_tos)}\r\n"
         content = envelope.original_content or envelope.content
@@ -114,49 +92,3 @@ class MailCatcher:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
-
-
-def list_messages(data_dir: Path, limit: int | None = None) -> list[CaughtMail]:
-    """The caught messages, newest first."""
-    directory = mail_dir(data_dir)
-    if not directory.is_dir():
-        return []
-    paths = sorted(directory.glob("*.eml"), key=lambda p: p.name, reverse=True)
-    return [read_message(path) for path in paths[:limit]]
-
-
-def read_message(path: Path) -> CaughtMail:
-    with path.open("rb") as fh:
-        msg = BytesParser(policy=policy.default).parse(fh)
-    assert isinstance(msg, EmailMessage)
-    to = [a.strip() for a in str(msg.get("X-RcptTo", "")).split(",") if a.strip()]
-    if not to:
-        to = [address for _, address in getaddresses(msg.get_all("To", [])) if address]
-    return CaughtMail(
-        received_at=_received_at(path),
-        sender=str(msg.get("X-MailFrom") or msg.get("From", "")),
-        to=to,
-        subject=str(msg.get("Subject", "")),
-        message_id=str(msg.get("Message-ID", "")).strip(),
-        text=_body(msg, "plain"),
-        html=_body(msg, "html"),
-        name=path.name,
-    )
-
-
-def _received_at(path: Path) -> datetime:
-    try:
-        return datetime.strptime(path.stem.split("-")[0], _STAMP).replace(tzinfo=UTC)
-    except ValueError:
-        return datetime.fromtimestamp(path.stat().st_mtime, UTC)
-
-
-def _body(msg: EmailMessage, subtype: str) -> str:
-    part = msg.get_body(preferencelist=(subtype,))
-    if part is None:
-        return ""
-    try:
-        return str(part.get_content())
-    except (LookupError, ValueError):  # an unknown charset: show what can be shown
-        payload = part.get_payload(decode=True)
-        return payload.decode("utf-8", "replace") if isinstance(payload, bytes) else ""

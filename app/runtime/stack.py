@@ -29,16 +29,17 @@ from typing import IO
 from temporalio.client import Client
 from temporalio.worker import Worker
 
-from app import logs, tracing, webserver
-from app.console import StackError, say
-from app.db import engine_for, migrate, session_factory
-from app.demo import DemoLogin, banner, prepare_demo
-from app.devserver import DevServer, wait_for_temporal
-from app.mailcatcher import MailCatcher
-from app.metrics import sdk_runtime
-from app.policy import load_policy
-from app.settings import Settings
-from app.temporal import cluster_address, plaintext_warning
+from app.platform import logs, tracing
+from app.platform.db import engine_for, migrate, session_factory
+from app.platform.metrics import sdk_runtime
+from app.platform.settings import Settings
+from app.platform.temporal import cluster_address, plaintext_warning
+from app.runtime import webserver
+from app.runtime.console import StackError, say
+from app.runtime.demo import DemoLogin, banner, prepare_demo
+from app.runtime.devserver import DevServer, wait_for_temporal
+from app.runtime.mailcatcher import MailCatcher
+from domain.policy import load_policy
 from worker import build_worker
 
 # ---- signals, and stopping the parts in order --------------------------------------------
@@ -270,7 +271,7 @@ async def _retention_schedule(client: Client, settings: Settings) -> None:
     """The daily retention run (app.retention): created by whichever process comes first."""
     from temporalio.service import RPCError
 
-    from app.retention import SCHEDULE_ID, ensure_schedule
+    from app.runtime.retention_schedule import SCHEDULE_ID, ensure_schedule
 
     try:
         if await ensure_schedule(client, settings.task_queue):

@@ -13,10 +13,10 @@ from collections.abc import Iterator
 
 import uvicorn
 
-from app.api import web_app
-from app.console import StackError
-from app.logs import uvicorn_log_config
-from app.settings import Settings
+from app.platform.logs import uvicorn_log_config
+from app.platform.settings import Settings
+from app.runtime.console import StackError
+from app.runtime.webapp import web_app
 
 
 class WebServer(uvicorn.Server):

@@ -17,8 +17,8 @@ from typing import Any
 from sqlalchemy import Row, exists, select
 from sqlalchemy.orm import Session
 
-from activities.records import GENESIS_HASH, hash_of
-from app.retention import ANONYMISED, is_redacted
+from domain.records import GENESIS_HASH, hash_of
+from domain.retention import ANONYMISED, is_redacted
 from models import Case, CaseEvent
 
 

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from app.errors import NotFound
+from app.service.errors import NotFound
 from models import ApiToken, Person
 
 

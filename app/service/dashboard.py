@@ -24,9 +24,9 @@ from datetime import UTC, date, datetime, timedelta
 from sqlalchemy import ColumnElement, func, or_, select, true
 from sqlalchemy.orm import Session
 
-from app.bootstrap import Services
-from app.errors import Forbidden, Invalid
-from app.queries import visible_sql
+from app.service.errors import Forbidden, Invalid
+from app.service.queries import visible_sql
+from app.service.services import Services
 from models import Case, CaseEvent
 from workflows.common import OPEN, Actor
 from workflows.registry import CASE_TYPES

@@ -7,6 +7,11 @@ and the API, the CLI and the tests all read the same thing.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from temporalio.service import RPCError, RPCStatusCode
+
 from workflows.rules import CONFLICT, FORBIDDEN, INVALID, Refusal
 
 
@@ -76,3 +81,18 @@ def for_refusal(code: str, message: str) -> ServiceError:
 
 def from_refusal(refusal: Refusal) -> ServiceError:
     return for_refusal(refusal.code, refusal.message)
+
+
+@contextmanager
+def temporal_errors() -> Iterator[None]:
+    """Temporal out of reach is a 503, not a crash."""
+    try:
+        yield
+    except RPCError as e:
+        if e.status in (RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED):
+            raise Unavailable(f"temporal: {e.message}") from e
+        raise
+    except RuntimeError as e:
+        if str(e).startswith("Failed client connect"):  # a lazy client's first call
+            raise Unavailable(f"temporal: {e}") from e
+        raise

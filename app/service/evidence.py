@@ -6,6 +6,9 @@ replaced by different bytes. An upload is written to a temporary file beside the
 store and linked into place only once complete and synced, so no reader ever sees
 half a file, and a failed or refused upload leaves nothing behind. A download is
 served only once the stored bytes still hash to their name (`open_verified`).
+
+`upload_evidence` and `evidence_download` are what the API, the pages and the CLI call:
+who may add or read a case's evidence, the store, and the audit trail's record of both.
 """
 
 from __future__ import annotations
@@ -19,9 +22,16 @@ import tempfile
 from collections.abc import AsyncIterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
-from app.errors import Invalid, ServiceError
+from sqlalchemy import select
+
+from app.service.cases import act, load_case, record_refusal, refuse_unless_open_to, visible_case
+from app.service.errors import Invalid, NotFound, ServiceError, from_refusal
+from app.service.services import Services
+from models import CaseEvent
+from workflows.common import Actor
+from workflows.rules import Refusal, check_action, clean_fields
 
 # The default of `Settings.evidence_max_bytes` (CASEWORK_EVIDENCE_MAX_BYTES), which the
 # service passes in; the API lets an upload's body be that large too (`app.api`).
@@ -209,3 +219,85 @@ def _sync_dir(path: Path) -> None:
         pass
     finally:
         os.close(fd)
+
+
+async def upload_evidence(
+    svc: Services,
+    *,
+    actor: Actor,
+    case_id: str,
+    content: AsyncIterable[bytes],
+    description: str | None,
+    url: str | None = None,
+    sha256: str | None = None,
+    media_type: str | None = None,
+) -> dict[str, Any]:
+    """Store an evidence file by its content, then take `add_evidence` with its hash.
+
+    Whoever may not add evidence to the case is refused before a byte is read, as for
+    an action (404 if they may not see the case, 409 once closed, 403), and so is a bad
+    description or URL. Then the file is stored (422 if it is not the `sha256` given,
+    413 past the limit). Should the workflow still refuse the action, the stored file
+    stays, unreferenced: stored by content, it overwrites nothing.
+    """
+    action = "add_evidence"
+    rules, case = await load_case(svc, case_id)
+    await refuse_unless_open_to(svc, actor, rules, case, action)
+    fields: dict[str, Any] = {"description": description, "url": url, "media_type": media_type}
+    try:
+        clean_fields(check_action(rules, case, actor, action).fields, fields)
+        store = EvidenceStore(svc.settings.data_dir, limit=svc.settings.evidence_max_bytes)
+        stored = await store.store(content, sha256=sha256)
+    except Refusal as r:
+        raise await record_refusal(svc, actor, case, action, from_refusal(r)) from None
+    except ServiceError as e:
+        raise await record_refusal(svc, actor, case, action, e) from None
+    fields.update(sha256=stored.sha256, size=stored.size)
+    after = await act(svc, actor=actor, case_id=case_id, action=action, fields=fields)
+    return {
+        "evidence": {"sha256": stored.sha256, "size": stored.size, "new": stored.new},
+        "case": after,
+    }
+
+
+async def evidence_download(
+    svc: Services, *, actor: Actor, case_id: str, sha256: str
+) -> EvidenceDownload:
+    """An evidence file of the case, verified against its hash and open to stream.
+
+    Only for those who see the whole case (404 for anyone else, outline viewers too),
+    and only a file the case's audit trail records (404 for any other hash: one case's
+    evidence is not fetched through another). A stored file whose bytes no longer match
+    its hash is refused (409 `evidence_damaged`) and the refusal recorded.
+    """
+    _, case, view = await visible_case(svc, actor, case_id)
+    if view != "whole":
+        raise NotFound(f"case: no such case {case_id}")
+    wanted = checked_sha256(sha256)
+    query = (
+        select(CaseEvent.data)
+        .where(CaseEvent.case_id == case_id, CaseEvent.kind == "add_evidence")
+        .order_by(CaseEvent.seq)
+    )
+    events = await svc.run(lambda s: list(s.scalars(query)))
+    recorded = [data for data in events if data.get("sha256") == wanted]
+    if not recorded:
+        raise NotFound(f"sha256: {case_id} records no evidence with SHA-256 {wanted}")
+    store = EvidenceStore(svc.settings.data_dir)
+    try:
+        opened, size = await asyncio.to_thread(store.open_verified, wanted)
+    except FileNotFoundError:
+        if not any("size" in d for d in recorded):  # recorded by hash, never uploaded
+            raise NotFound(f"sha256: only the hash {wanted} was recorded, no file") from None
+        gone = Damaged(f"sha256: the file uploaded as {wanted} is no longer stored")
+        raise await record_refusal(svc, actor, case, "download_evidence", gone) from None
+    except Damaged as damaged:
+        raise await record_refusal(svc, actor, case, "download_evidence", damaged) from None
+    media_type = safe_media_type(recorded[-1].get("media_type"))
+    return EvidenceDownload(
+        sha256=wanted,
+        size=size,
+        media_type=media_type,
+        filename=download_name(case_id, wanted, media_type),
+        file=opened,
+    )

@@ -28,11 +28,11 @@ from typing import Any
 from sqlalchemy import ColumnElement, Select, and_, func, or_, select
 from sqlalchemy.orm import Session
 
-from activities.records import iso_utc
-from app import queries
-from app.bootstrap import Services
-from app.errors import Forbidden, Invalid
-from app.views import may_export
+from app.service import queries
+from app.service.errors import Forbidden, Invalid
+from app.service.services import Services
+from domain.times import iso_exact
+from domain.views import may_export
 from models import Case, CaseEvent
 from workflows.common import Actor
 from workflows.registry import CASE_TYPES
@@ -104,7 +104,7 @@ def _check(actor: Actor, fmt: str, case_type: str | None) -> None:
 
 
 def _iso(moment: datetime | None) -> str | None:
-    return iso_utc(moment) if moment is not None else None
+    return iso_exact(moment) if moment is not None else None
 
 
 def _case_row(case: Case, heads: dict[str, tuple[int, str]]) -> dict[str, Any]:
@@ -141,7 +141,7 @@ def event_row(event: Any) -> dict[str, Any]:
         "case_id": event.case_id,
         "seq": event.seq,
         "key": event.key,
-        "at": iso_utc(event.at),
+        "at": iso_exact(event.at),
         "actor": event.actor,
         "kind": event.kind,
         "stage": event.stage,

@@ -7,7 +7,7 @@ from datetime import timedelta
 
 from sqlalchemy import text
 
-from app.bootstrap import Services
+from app.service.services import Services
 
 TIMEOUT = timedelta(seconds=3)
 

@@ -11,9 +11,9 @@ from typing import Any, TypeVar
 
 from sqlalchemy.orm import Session
 
-from app import auth
-from app.bootstrap import Services
-from app.errors import Unauthorized
+from app.service import auth
+from app.service.errors import Unauthorized
+from app.service.services import Services
 from models import Person
 from workflows.common import Actor
 

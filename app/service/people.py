@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.errors import Invalid
+from app.service.errors import Invalid
 from models import Person
 from workflows.rules import EMAIL_RE
 

@@ -26,9 +26,9 @@ from sqlalchemy.orm import Session
 from temporalio.client import WorkflowQueryFailedError, WorkflowUpdateFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from app.bootstrap import Services
-from app.policy import Policy
-from app.temporal import temporal_errors
+from app.service.errors import temporal_errors
+from app.service.services import Services
+from domain.policy import Policy
 from models import Case
 from workflows.common import OPEN, ClockPlan, PolicyChange, PolicyChangeResult, PolicyPreview
 from workflows.registry import POLICY_PREVIEW_QUERY, POLICY_UPDATE

@@ -13,7 +13,7 @@ from datetime import datetime
 
 from sqlalchemy import ColumnElement, and_, case, false, func, null, or_, select, true
 
-from app.views import partial_viewers
+from domain.views import partial_viewers
 from models import Case
 from models.cases import party_email
 from models.search import text_search

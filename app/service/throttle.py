@@ -18,7 +18,7 @@ import time
 from collections import OrderedDict, deque
 from collections.abc import Callable, Sequence
 
-from app.errors import Unauthorized
+from app.service.errors import Unauthorized
 
 FAILURES = 10  # failed attempts allowed per key in a window ...
 WINDOW = 60.0  # ... of this many seconds

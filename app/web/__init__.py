@@ -23,8 +23,8 @@ from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
 
-from app.errors import ServiceError
-from app.settings import Settings
+from app.platform.settings import Settings
+from app.service.errors import ServiceError
 from app.web.render import current_actor, render
 from app.web.session import SessionMiddleware, SignInRequired, signed_in
 

@@ -15,13 +15,13 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import RedirectResponse, Response
 
 from app import service
-from app.errors import NotFound, ServiceError
-from app.mail import _label, _words
+from app.service.errors import NotFound, ServiceError
 from app.web.fields import OBJECT_FIELDS, Widget, error_field, from_form, widgets
 from app.web.forms import Form, posted_form
 from app.web.render import render
 from app.web.session import flash, services_of, signed_in
-from app.web.sla import sla_badge
+from domain import text
+from domain.sla import sla_badge
 from workflows.common import OPEN, Actor
 from workflows.registry import CASE_TYPES
 from workflows.rules import CaseTypeRules, Field
@@ -77,11 +77,13 @@ def detail_rows(rules: CaseTypeRules, details: dict[str, Any]) -> list[tuple[str
     """(label, value, policy section) in the order of the type's details table."""
     known = {spec.name for spec in rules.details}
     rows = [
-        (_label(f.name), shown(f, details[f.name]), f.policy)
+        (text.label(f.name), shown(f, details[f.name]), f.policy)
         for f in rules.details
         if f.name in details
     ]
-    rows += [(_label(name), value, None) for name, value in details.items() if name not in known]
+    rows += [
+        (text.label(name), value, None) for name, value in details.items() if name not in known
+    ]
     return rows
 
 
@@ -89,7 +91,7 @@ def shown(spec: Field, value: Any) -> Any:
     """A value as its field's kind reads best: choices in words, an object's parts in
     the order of its table."""
     if spec.kind == "choice":
-        return _words(value)
+        return text.words(value)
     parts = OBJECT_FIELDS.get(spec.name)
     if parts and isinstance(value, dict):
         ordered = {p.name: shown(p, value[p.name]) for p in parts if p.name in value}
@@ -105,7 +107,7 @@ def action_forms(rules: CaseTypeRules, case: dict[str, Any]) -> list[ActionForm]
         forms.append(
             ActionForm(
                 name=name,
-                label=rule.label or _label(name),
+                label=rule.label or text.label(name),
                 policy=rule.policy,
                 fields=widgets(rules.type, specs, ""),
                 danger=name in DANGEROUS,
@@ -189,10 +191,10 @@ async def take_action(
         typed = {k: v for k, v in form.items() if k != "csrf_token"}
         refused = Refused(action, e.message, e.status, error_field(e.message), typed)
         return await show_case(request, me, case_id, refused)
-    label = (rule.label if rule and rule.label else _label(action)) or action
+    label = (rule.label if rule and rule.label else text.label(action)) or action
     if after["status"] == OPEN:
-        now = f"now at the {_words(after['stage'])} stage"
+        now = f"now at the {text.words(after['stage'])} stage"
     else:
-        now = f"closed: {_words(after.get('outcome'))}"
+        now = f"closed: {text.words(after.get('outcome'))}"
     flash(request, f"{label}: done. {case_id} is {now}.")
     return RedirectResponse(f"/cases/{case_id}", status_code=303)

@@ -7,11 +7,11 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse
 
-from app import dashboard as figures
-from app.mail import _words
+from app.service import dashboard as figures
 from app.web.render import render
 from app.web.session import services_of, signed_in
 from app.web.svg import bar_chart, line_chart
+from domain import text
 from workflows.common import Actor
 
 router = APIRouter()
@@ -30,7 +30,8 @@ async def dashboard_page(
     chosen = figures.default_team(me) if team is None else (None if team in ("", "all") else team)
     board = await figures.dashboard(services_of(request), actor=me, team=chosen, weeks=weeks)
     open_bars = [
-        (f"{_words(c.type)}: {_words(c.stage)}", float(c.count)) for c in board.open_by_stage
+        (f"{text.words(c.type)}: {text.words(c.stage)}", float(c.count))
+        for c in board.open_by_stage
     ]
     level_bars = [(_level(level), float(n)) for level, n in board.overdue_by_level]
     points = [(f"{w.week_of.day} {w.week_of:%b}", w.percent) for w in board.compliance]

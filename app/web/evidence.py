@@ -11,7 +11,7 @@ from fastapi.responses import RedirectResponse, Response, StreamingResponse
 from starlette.datastructures import UploadFile
 
 from app import service
-from app.errors import Invalid, NotFound, ServiceError
+from app.service.errors import Invalid, NotFound, ServiceError
 from app.web.case_page import UPLOAD, Refused, show_case
 from app.web.fields import error_field
 from app.web.session import check_csrf, flash, services_of, signed_in

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from app.mail import _label
+from domain.text import label
 from workflows import investigation_types
 from workflows.rules import Field
 
@@ -96,7 +96,7 @@ def widgets(case_type: str, specs: tuple[Field, ...], prefix: str = "") -> list[
         out.append(
             Widget(
                 name=name,
-                label=_label(spec.name),
+                label=label(spec.name),
                 control=_control(spec),
                 required=spec.required,
                 choices=spec.choices,

@@ -11,7 +11,7 @@ from urllib.parse import parse_qsl
 from starlette.datastructures import ImmutableMultiDict
 from starlette.requests import Request
 
-from app.errors import BadRequest
+from app.service.errors import BadRequest
 from app.web.session import check_csrf
 
 URLENCODED = "application/x-www-form-urlencoded"

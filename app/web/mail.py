@@ -17,9 +17,9 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse
 
-from app.errors import NotFound
-from app.mailcatcher import CaughtMail, list_messages, mail_dir, read_message
-from app.settings import Settings
+from app.platform.settings import Settings
+from app.service.errors import NotFound
+from app.service.mailbox import CaughtMail, list_messages, mail_dir, read_message
 from app.web.render import render
 from app.web.session import services_of, signed_in
 from workflows.common import Actor

@@ -9,12 +9,12 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import RedirectResponse, Response
 
 from app import service
-from app.errors import NotFound, ServiceError
-from app.mail import _words
+from app.service.errors import NotFound, ServiceError
 from app.web.fields import error_field, from_form, widgets
 from app.web.forms import Form, posted_form
 from app.web.render import render
 from app.web.session import flash, services_of, signed_in
+from domain import text
 from workflows.common import Actor
 from workflows.registry import CASE_TYPES
 
@@ -112,5 +112,5 @@ async def open_case(request: Request, me: Me, case_type: str, form: Posted) -> R
             raise
         values = {k: v for k, v in form.items() if k != "csrf_token"}
         return _form_page(request, case_type, values=values, error=e)
-    flash(request, f"Opened {case['id']}: now at the {_words(case['stage'])} stage.")
+    flash(request, f"Opened {case['id']}: now at the {text.words(case['stage'])} stage.")
     return RedirectResponse(f"/cases/{case['id']}", status_code=303)

@@ -14,11 +14,10 @@ import jinja2
 from fastapi.responses import HTMLResponse
 from starlette.requests import Request
 
-from app import times
-from app.calendar import DEFAULT_TIMEZONE
-from app.dashboard import may_see_dashboard
-from app.mail import _label, _show, _words
+from app.service.dashboard import may_see_dashboard
 from app.web.session import csrf_token, pop_flashes, services_of
+from domain import text, times
+from domain.calendar import DEFAULT_TIMEZONE
 from workflows.common import Actor
 
 TEMPLATES_DIR = Path(__file__).resolve().parent.parent.parent / "templates" / "web"
@@ -54,9 +53,9 @@ def _environment() -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters["label"] = _label  # `account_kind` -> `Account kind`
-    env.filters["words"] = _words  # `sac_review` -> `SAC review`
-    env.filters["show"] = _show  # a details value as a person reads it
+    env.filters["label"] = text.label  # `account_kind` -> `Account kind`
+    env.filters["words"] = text.words  # `sac_review` -> `SAC review`
+    env.filters["show"] = text.show  # a details value as a person reads it
     env.filters["when"] = when
     return env
 

@@ -31,12 +31,12 @@ from starlette.requests import HTTPConnection, Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app import service
-from app.auth import token_hash
-from app.bootstrap import Services
-from app.errors import Forbidden, Unauthorized
-from app.identity import authenticate_hash
-from app.keyfile import read_or_create
-from app.settings import Settings
+from app.platform.keyfile import read_or_create
+from app.platform.settings import Settings
+from app.service.auth import token_hash
+from app.service.errors import Forbidden, Unauthorized
+from app.service.identity import authenticate_hash
+from app.service.services import Services
 from workflows.common import Actor
 
 COOKIE = "casework_session"

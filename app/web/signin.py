@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import RedirectResponse, Response
 
 from app import service
-from app.errors import Unauthorized
+from app.service.errors import Unauthorized
 from app.web.forms import Form, posted_form
 from app.web.render import render
 from app.web.session import end_session, flash, safe_next, services_of, start_session

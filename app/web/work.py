@@ -15,10 +15,10 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 
 from app import service
-from app.mail import _label
 from app.web.render import render
 from app.web.session import services_of, signed_in
-from app.web.sla import sla_badge
+from domain import text
+from domain.sla import sla_badge
 from workflows.common import CLOSED, OPEN, Actor
 from workflows.registry import CASE_TYPES
 
@@ -43,7 +43,7 @@ def my_teams(me: Actor) -> list[str]:
 
 def tabs_for(me: Actor) -> list[Tab]:
     tabs = [Tab("waiting", "Waiting on me", {"assignee": "me"})]
-    tabs += [Tab(f"team-{t}", f"{_label(t)} queue", {"team": t}) for t in my_teams(me)]
+    tabs += [Tab(f"team-{t}", f"{text.label(t)} queue", {"team": t}) for t in my_teams(me)]
     tabs.append(Tab("raised", "Raised by me", {"requester": "me"}))
     tabs.append(Tab("all", "Everything I may see", {}))
     return tabs

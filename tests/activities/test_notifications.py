@@ -19,9 +19,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from temporalio.testing import ActivityEnvironment
 
 from activities.notifications import NotificationActivities, SmtpConfig
-from activities.records import upsert_case
-from app.db import session_factory
-from app.mail import make_template_env
+from app.platform.db import session_factory
+from domain.mail import make_template_env
+from domain.records import upsert_case
 from models import CaseEvent, SentMail
 from workflows.common import CaseSnapshot, MailRequest, MailResult
 

@@ -22,9 +22,10 @@ from typing import TYPE_CHECKING, Any
 import httpx
 from sqlalchemy import func, select
 
-from app.api import MAX_BODY, create_app
-from app.bootstrap import Services
-from app.mailcatcher import list_messages
+from app.api.limits import MAX_BODY
+from app.runtime.webapp import create_app
+from app.service.mailbox import list_messages
+from app.service.services import Services
 from models import Case, CaseEvent
 from tests.app.web.conftest import BASE, Browser
 

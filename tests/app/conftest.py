@@ -18,11 +18,11 @@ from sqlalchemy.orm import Session, sessionmaker
 from temporalio.client import Client
 from temporalio.worker import Worker
 
-from app.bootstrap import Services
-from app.db import session_factory
-from app.people import import_people
-from app.policy import load_policy
-from app.settings import Settings
+from app.platform.db import session_factory
+from app.platform.settings import Settings
+from app.service.people import import_people
+from app.service.services import Services
+from domain.policy import load_policy
 from models import CaseCounter
 from workflows.registry import CASE_TYPES
 

@@ -11,10 +11,10 @@ import httpx
 from sqlalchemy.orm import Session, sessionmaker
 
 from app import service
-from app.api import create_app
-from app.auth import issue_token
-from app.bootstrap import Services
-from app.people import import_people
+from app.runtime.webapp import create_app
+from app.service.auth import issue_token
+from app.service.people import import_people
+from app.service.services import Services
 from tests.today import london_date
 from workflows import investigation_types as abu
 from workflows import referral_types as dis

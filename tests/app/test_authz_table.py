@@ -45,10 +45,10 @@ from sqlalchemy.orm import Session, sessionmaker
 from temporalio.client import Client
 
 from app import service
-from app.bootstrap import Services
-from app.cli import main
-from app.mailcatcher import MailCatcher
-from app.people import import_people
+from app.cli.main import main
+from app.runtime.mailcatcher import MailCatcher
+from app.service.people import import_people
+from app.service.services import Services
 from tests.app.authz_pages import (
     EVIDENCE,
     observe_dashboard_and_mail,

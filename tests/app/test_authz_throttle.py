@@ -12,11 +12,11 @@ import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
 from app import service
-from app.api import create_app
-from app.auth import issue_token
-from app.bootstrap import Services
-from app.errors import Unauthorized
-from app.throttle import AuthThrottle, TooManyAttempts, keys_for
+from app.runtime.webapp import create_app
+from app.service.auth import issue_token
+from app.service.errors import Unauthorized
+from app.service.services import Services
+from app.service.throttle import AuthThrottle, TooManyAttempts, keys_for
 from tests.app.web.conftest import Browser
 
 

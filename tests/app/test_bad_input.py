@@ -15,13 +15,13 @@ import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
 from app import service
-from app.bootstrap import Services
-from app.cli import main
-from app.errors import Invalid
-from app.mail import CONTEXT_DEFAULTS, MAIL_KINDS, TEMPLATES_DIR, make_template_env, render_mail
-from app.people import import_people
-from app.policy import PolicyError, load_policy, parse_policy
-from app.settings import DEFAULT_POLICY_FILE
+from app.cli.main import main
+from app.platform.settings import DEFAULT_POLICY_FILE
+from app.service.errors import Invalid
+from app.service.people import import_people
+from app.service.services import Services
+from domain.mail import CONTEXT_DEFAULTS, MAIL_KINDS, TEMPLATES_DIR, make_template_env, render_mail
+from domain.policy import PolicyError, load_policy, parse_policy
 from models import Person
 from tests.fixtures_temporal import SmtpSink, eventually
 from tests.today import london_date

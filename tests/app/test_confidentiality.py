@@ -15,8 +15,8 @@ import httpx
 import pytest
 
 from app import service
-from app.bootstrap import Services
-from app.views import PARTIAL_FIELDS
+from app.service.services import Services
+from domain.views import PARTIAL_FIELDS
 from tests.app.investigations import (
     INVESTIGATOR,
     PERPETRATOR_IN_SIRT,

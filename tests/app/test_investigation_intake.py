@@ -10,8 +10,8 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from app.bootstrap import Services
-from app.views import PARTIAL_FIELDS
+from app.service.services import Services
+from domain.views import PARTIAL_FIELDS
 from models import Case
 from tests.app.investigations import DETAILS, REPORTER, add_people, bearer, http_client
 from tests.today import london_date

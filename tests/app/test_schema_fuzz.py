@@ -31,8 +31,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis.errors import Unsatisfiable
 from schemathesis import Case, GenerationMode
 
-from app.api import create_app
-from app.bootstrap import Services
+from app.runtime.webapp import create_app
+from app.service.services import Services
 from tests.app.investigations import add_people, bearer, open_investigation
 
 DEFAULT_EXAMPLES = 20

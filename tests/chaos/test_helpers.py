@@ -14,12 +14,12 @@ from pathlib import Path
 import aiosmtplib
 import pytest
 
-from app.policy import load_policy
-from app.settings import DEFAULT_POLICY_FILE
+from app.platform.settings import DEFAULT_POLICY_FILE
 from chaos.mail import MailCapture
 from chaos.processes import free_port
 from chaos.proxy import TcpProxy
 from chaos.rig import policy_text
+from domain.policy import load_policy
 
 
 def echo_once(port: int, payload: bytes) -> bytes:

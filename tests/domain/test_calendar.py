@@ -13,8 +13,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from app import calendar
-from app.calendar import REGIONS, WorkingCalendar
+from domain import calendar
+from domain.calendar import REGIONS, WorkingCalendar
 
 LONDON = ZoneInfo("Europe/London")
 ENGLAND = WorkingCalendar()

@@ -11,7 +11,7 @@ from typing import Any
 import jinja2
 import pytest
 
-from app.mail import (
+from domain.mail import (
     MAIL_KINDS,
     REDACTED_STAGE,
     TEMPLATES_DIR,

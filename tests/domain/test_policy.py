@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from app.policy import REQUIRED_STAGES, Policy, PolicyError, load_policy, parse_policy
-from app.settings import DEFAULT_POLICY_FILE
+from app.platform.settings import DEFAULT_POLICY_FILE
+from domain.policy import REQUIRED_STAGES, Policy, PolicyError, load_policy, parse_policy
 from workflows.common import CasePolicy, StageDurations
 
 START = datetime(2026, 3, 10, 9, 0, tzinfo=UTC)  # a Tuesday

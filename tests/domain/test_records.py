@@ -14,15 +14,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 from temporalio.testing import ActivityEnvironment
 
-from activities import records
-from activities.records import (
-    GENESIS_HASH,
-    RecordActivities,
-    append_events_retrying,
-    event_hash,
-    in_transaction_retrying,
-)
-from app.audit import verify
+from activities.records import RecordActivities
+from app.service.audit import verify
+from domain import records
+from domain.records import GENESIS_HASH, append_events_retrying, event_hash, in_transaction_retrying
 from models import Case, CaseEvent
 from workflows.common import CaseSnapshot, EventIn, Link, RecordRequest
 

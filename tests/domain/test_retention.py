@@ -14,15 +14,15 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from activities.records import RecordActivities
-from app import verify_export
-from app.audit import verify
-from app.cli import main
-from app.exports import event_row
-from app.policy import Policy, PolicyError, parse_policy
-from app.retention import REDACTED, apply_retention, retention_due
-from app.settings import DEFAULT_POLICY_FILE
+from app.cli.main import main
+from app.platform.settings import DEFAULT_POLICY_FILE
+from app.service import verify_export
+from app.service.audit import verify
+from app.service.exports import event_row
+from domain.policy import Policy, PolicyError, parse_policy
+from domain.retention import REDACTED, apply_retention, retention_due
 from models import Case, CaseEvent, SentMail
-from tests.activities.test_records import event, snapshot
+from tests.domain.test_records import event, snapshot
 from workflows.common import RecordRequest
 
 NOW = datetime(2030, 6, 1, 12, 0, tzinfo=UTC)

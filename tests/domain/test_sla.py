@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from app.web.sla import sla_badge
+from domain.sla import sla_badge
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 

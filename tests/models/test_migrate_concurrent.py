@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import QueuePool, make_url, text
 
-from app.db import _MIGRATION_LOCK_KEY, check_migrations, engine_for, make_engine
-from app.settings import Settings, SettingsError
+from app.platform.db import _MIGRATION_LOCK_KEY, check_migrations, engine_for, make_engine
+from app.platform.settings import Settings, SettingsError
 
 REPO = Path(__file__).resolve().parents[2]
 PROCESSES = 4
@@ -78,7 +78,7 @@ def test_several_casework_migrate_at_once_on_a_fresh_database(
     with migration_lock_held(empty_db_url):
         procs = [
             subprocess.Popen(
-                [sys.executable, "-m", "app.cli", "migrate"],
+                [sys.executable, "-m", "app.cli.main", "migrate"],
                 cwd=REPO,
                 env=env,
                 stdout=subprocess.PIPE,

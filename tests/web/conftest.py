@@ -36,14 +36,15 @@ from playwright.async_api import (
 from sqlalchemy import Engine
 from temporalio.testing import WorkflowEnvironment
 
-from app.api import create_app
-from app.auth import issue_token
-from app.bootstrap import Services
-from app.db import make_engine, migrate, session_factory
-from app.mailcatcher import CaughtMail, MailCatcher, list_messages
-from app.people import import_people
-from app.policy import load_policy
-from app.settings import Settings
+from app.platform.db import make_engine, migrate, session_factory
+from app.platform.settings import Settings
+from app.runtime.mailcatcher import MailCatcher
+from app.runtime.webapp import create_app
+from app.service.auth import issue_token
+from app.service.mailbox import CaughtMail, list_messages
+from app.service.people import import_people
+from app.service.services import Services
+from domain.policy import load_policy
 from tests.fixtures_temporal import free_port, start_time_skipping
 from worker import build_worker
 

@@ -11,8 +11,8 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Engine
 from temporalio.client import Client, WorkflowHandle
 
-from app.calendar import WorkingCalendar
-from app.policy import Policy
+from domain.calendar import WorkingCalendar
+from domain.policy import Policy
 from tests.workflows import helpers
 from tests.workflows.helpers import act, shipped_policy
 from tests.workflows.helpers import row as row

@@ -18,14 +18,14 @@ from sqlalchemy.orm import Session
 from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 
-from app.people import import_people
-from app.policy import Policy, parse_policy
+from app.service.people import import_people
+from domain.policy import Policy, parse_policy
 from models import Case, CaseEvent
 from tests.fixtures_temporal import eventually
 from workflows.common import ActionRequest, Actor, CaseInput, CaseSnapshot
 from workflows.registry import ACT_UPDATE, CASE_TYPES, OPENED_UPDATE, SNAPSHOT_QUERY
 
-SHIPPED_POLICY = Path(__file__).resolve().parents[2] / "app" / "default_policy.toml"
+SHIPPED_POLICY = Path(__file__).resolve().parents[2] / "domain" / "default_policy.toml"
 
 
 def load_people(engine: Engine, people_csv: str) -> None:

@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from app.policy import Policy
+from domain.policy import Policy
 from tests.today import london_date
 from tests.workflows import helpers
 from tests.workflows.helpers import escalated as escalated

@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from app.policy import Policy
+from domain.policy import Policy
 from tests.workflows import helpers
 from tests.workflows.helpers import act as act
 from tests.workflows.helpers import event_kinds as event_kinds

@@ -21,7 +21,7 @@ from aiosmtpd.controller import Controller
 from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
-from app.db import make_engine, migrate
+from app.platform.db import make_engine, migrate
 from tests.fixtures_temporal import SmtpSink, eventually, free_port, make_settings, server_binary
 from tests.workflows import exception_helpers as pexh
 from tests.workflows import investigation_helpers as abu

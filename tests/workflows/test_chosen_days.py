@@ -18,7 +18,7 @@ from temporalio.client import WorkflowUpdateFailedError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from app.calendar import WorkingCalendar
+from domain.calendar import WorkingCalendar
 from tests import today as todays
 from tests.fixtures_temporal import eventually
 from tests.today import london_date

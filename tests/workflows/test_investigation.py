@@ -15,8 +15,8 @@ from temporalio.client import WorkflowExecutionStatus
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from app.audit import verify
-from app.calendar import WorkingCalendar
+from app.service.audit import verify
+from domain.calendar import WorkingCalendar
 from tests.fixtures_temporal import SmtpSink, eventually
 from tests.workflows.helpers import (
     act,

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from app.views import view_of
+from domain.views import view_of
 from workflows import investigation_types as abu
 from workflows.common import Actor, CaseSnapshot
 from workflows.rules import Refusal, allowed_actions, clean_fields, parties_from_details

@@ -15,9 +15,9 @@ from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from app.audit import verify
-from app.calendar import WorkingCalendar
-from app.policy import Policy
+from app.service.audit import verify
+from domain.calendar import WorkingCalendar
+from domain.policy import Policy
 from models import Case
 from tests.fixtures_temporal import SmtpSink, eventually
 from tests.workflows import referral_helpers as dis_helpers

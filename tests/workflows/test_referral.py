@@ -17,13 +17,13 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from app import service
-from app.audit import verify
-from app.bootstrap import Services
-from app.db import session_factory
-from app.errors import Forbidden, NotFound
-from app.policy import load_policy
-from app.settings import Settings
-from app.views import PARTIAL_FIELDS
+from app.platform.db import session_factory
+from app.platform.settings import Settings
+from app.service.audit import verify
+from app.service.errors import Forbidden, NotFound
+from app.service.services import Services
+from domain.policy import load_policy
+from domain.views import PARTIAL_FIELDS
 from models import Case
 from tests.app.conftest import start_numbering_afresh
 from tests.fixtures_temporal import SmtpSink, eventually

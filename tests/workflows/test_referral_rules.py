@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from app.views import view_of
+from domain.views import view_of
 from workflows import referral_types as dis
 from workflows.common import Actor, CaseSnapshot
 from workflows.rules import FORBIDDEN, allowed_actions

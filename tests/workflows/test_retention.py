@@ -16,11 +16,11 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from activities.records import RecordActivities
-from app.audit import verify
-from app.retention import SCHEDULE_ID, ensure_schedule
-from app.settings import Settings
+from app.platform.settings import Settings
+from app.runtime.retention_schedule import SCHEDULE_ID, ensure_schedule
+from app.service.audit import verify
 from models import Case
-from tests.app.test_retention import RETENTION, SHIPPED, closed
+from tests.domain.test_retention import RETENTION, SHIPPED, closed
 from tests.fixtures_temporal import SmtpSink, eventually, make_settings, server_binary
 from worker import build_worker
 from workflows.retention import RETENTION_WORKFLOW, RetentionResult, RetentionRun

@@ -19,7 +19,7 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHandle, WorkflowUpdateStage
 from temporalio.worker import Worker
 
-from app.settings import Settings
+from app.platform.settings import Settings
 from tests.fixtures_temporal import SmtpSink, eventually
 from tests.workflows.ipa_helpers import (
     EMPLOYEE,

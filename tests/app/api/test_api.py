@@ -11,10 +11,11 @@ import httpx
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.api import MAX_BODY, create_app, web_app
-from app.auth import issue_token
-from app.bootstrap import Services
-from app.settings import Settings
+from app.api.limits import MAX_BODY
+from app.platform.settings import Settings
+from app.runtime.webapp import create_app, web_app
+from app.service.auth import issue_token
+from app.service.services import Services
 
 EMPLOYEE, MANAGER, OFFICER = "employee@dwp.gov.uk", "manager@dwp.gov.uk", "officer@dwp.gov.uk"
 DETAILS: dict[str, Any] = {

@@ -14,12 +14,12 @@ from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
 from temporalio.client import Client
 
-from activities.records import append_events, upsert_case
-from app.auth import person_for_token
-from app.bootstrap import Services
-from app.calendar import WorkingCalendar
-from app.cli import main
-from app.settings import Settings
+from app.cli.main import main
+from app.platform.settings import Settings
+from app.service.auth import person_for_token
+from app.service.services import Services
+from domain.calendar import WorkingCalendar
+from domain.records import append_events, upsert_case
 from models import CaseEvent
 from workflows.common import CaseSnapshot, EventIn
 
@@ -247,7 +247,7 @@ async def test_a_person_reads_a_case_with_its_due_time_in_london_time(
 def test_the_serving_commands_run_the_stack(
     env: Path, monkeypatch: pytest.MonkeyPatch, command: str
 ) -> None:
-    from app import stack
+    from app.runtime import stack
 
     ran: list[Settings] = []
 

@@ -20,8 +20,7 @@ from temporalio.converter import DataConverter
 from temporalio.worker import Replayer, Worker
 
 from app import service
-from app.bootstrap import Services
-from app.codec import (
+from app.platform.codec import (
     KEY_FILE,
     AesGcmCodec,
     PayloadDecryptionError,
@@ -31,11 +30,12 @@ from app.codec import (
     new_key,
     parse_keys,
 )
-from app.db import session_factory
-from app.errors import Forbidden
-from app.policy import load_policy
-from app.settings import Settings, SettingsError
-from app.temporal import converter_for, payload_codec, plaintext_warning
+from app.platform.db import session_factory
+from app.platform.settings import Settings, SettingsError
+from app.platform.temporal import converter_for, payload_codec, plaintext_warning
+from app.service.errors import Forbidden
+from app.service.services import Services
+from domain.policy import load_policy
 from tests.app.conftest import start_numbering_afresh
 from tests.app.investigations import (
     INVESTIGATOR,

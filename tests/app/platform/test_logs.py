@@ -20,9 +20,9 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from app import service
-from app.bootstrap import Services
-from app.logs import CaseIdInterceptor, CaseIdMiddleware, handler
-from app.settings import Settings, SettingsError
+from app.platform.logs import CaseIdInterceptor, CaseIdMiddleware, handler
+from app.platform.settings import Settings, SettingsError
+from app.service.services import Services
 from tests.fixtures_temporal import eventually
 
 

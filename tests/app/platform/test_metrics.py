@@ -13,11 +13,11 @@ import pytest
 from sqlalchemy.orm import Session, sessionmaker
 from temporalio.testing import WorkflowEnvironment
 
-from app.api import create_app
-from app.auth import issue_token
-from app.bootstrap import Services
-from app.metrics import sdk_runtime
-from app.settings import Settings, SettingsError
+from app.platform.metrics import sdk_runtime
+from app.platform.settings import Settings, SettingsError
+from app.runtime.webapp import create_app
+from app.service.auth import issue_token
+from app.service.services import Services
 from tests.fixtures_temporal import eventually
 
 EMPLOYEE, MANAGER = "employee@dwp.gov.uk", "manager@dwp.gov.uk"

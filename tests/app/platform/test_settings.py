@@ -3,8 +3,8 @@ from pathlib import Path
 
 import pytest
 
-from app.settings import DEFAULT_POLICY_FILE, Settings, SettingsError
-from app.temporal import cluster_address
+from app.platform.settings import DEFAULT_POLICY_FILE, Settings, SettingsError
+from app.platform.temporal import cluster_address
 
 
 @pytest.fixture
@@ -29,7 +29,7 @@ def test_defaults(in_tmp: Path) -> None:
     assert (s.smtp_username, s.smtp_password, s.smtp_starttls) == (None, None, False)
     assert s.mail_from == "casework@localhost"
     assert s.policy_file == DEFAULT_POLICY_FILE
-    assert s.policy_file == Path(__file__).parents[2] / "app" / "default_policy.toml"
+    assert s.policy_file == Path(__file__).parents[3] / "domain" / "default_policy.toml"
     assert s.policy_file.is_file()
     assert s.org_email_domains == ("dwp.gov.uk",)
     assert (s.http_host, s.http_port) == ("127.0.0.1", 8000)

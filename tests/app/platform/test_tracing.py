@@ -16,9 +16,10 @@ import pytest
 from sqlalchemy import Engine
 from temporalio.client import Client
 
-from app import service, tracing
-from app.bootstrap import Services
-from app.settings import Settings
+from app import service
+from app.platform import tracing
+from app.platform.settings import Settings
+from app.service.services import Services
 from tests.fixtures_temporal import eventually
 from worker import build_worker
 
@@ -62,7 +63,7 @@ def test_without_opentelemetry_installed_it_runs_untraced(
 ) -> None:
     # As if the extra were not installed: importing the exporter fails.
     monkeypatch.setitem(sys.modules, "opentelemetry.exporter.otlp.proto.http.trace_exporter", None)
-    with caplog.at_level(logging.WARNING, logger="app.tracing"):
+    with caplog.at_level(logging.WARNING, logger="app.platform.tracing"):
         on = tracing.setup("worker", env={"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318"})
     assert on is False
     assert tracing.interceptors() == []

@@ -8,8 +8,8 @@ import re
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.demo import READY_LINE, DemoLogin, banner, demo_csv, prepare_demo
-from app.people import ROLES, import_people
+from app.runtime.demo import READY_LINE, DemoLogin, banner, demo_csv, prepare_demo
+from app.service.people import ROLES, import_people
 
 # One row of the banner's table: role, email, token.
 TOKEN_ROW = re.compile(r"^  (\S+) +(\S+@\S+) +([A-Za-z0-9_-]{20,})$", re.MULTILINE)

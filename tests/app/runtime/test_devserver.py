@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from app.console import StackError
-from app.devserver import DevServer, stop_orphan
-from app.settings import Settings
+from app.platform.settings import Settings
+from app.runtime.console import StackError
+from app.runtime.devserver import DevServer, stop_orphan
 from tests.fixtures_temporal import free_port
 
 # Its own processes (the dev server, `casework up`) cannot travel: the machine's clock.

@@ -11,8 +11,9 @@ from pathlib import Path
 import aiosmtplib
 import pytest
 
-from app.mail import RenderedMail, build_message, message_id
-from app.mailcatcher import MailCatcher, list_messages
+from app.runtime.mailcatcher import MailCatcher
+from app.service.mailbox import list_messages
+from domain.mail import RenderedMail, build_message, message_id
 
 
 @pytest.fixture

@@ -44,10 +44,10 @@ from psycopg import sql
 from sqlalchemy import func, make_url, select
 from temporalio.client import Client
 
-from app.auth import issue_token
-from app.db import make_engine, session_factory
-from app.demo import READY_LINE
-from app.devserver import DevServer
+from app.platform.db import make_engine, session_factory
+from app.runtime.demo import READY_LINE
+from app.runtime.devserver import DevServer
+from app.service.auth import issue_token
 from models import SentMail
 from tests.conftest import _postgres_candidates
 from tests.fixtures_temporal import SmtpSink, free_port
@@ -55,7 +55,7 @@ from tests.fixtures_temporal import SmtpSink, free_port
 # Its own processes (the dev server, `casework up`) cannot travel: the machine's clock.
 pytestmark = pytest.mark.real_clock
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 PEOPLE = REPO / "app" / "demo_people.csv"
 ALEX, JORDAN = "alex.employee@dwp.gov.uk", "jordan.employee@dwp.gov.uk"
 MANAGER, SAC, AUDITOR = "morgan.manager@dwp.gov.uk", "sam.sac@dwp.gov.uk", "ava.auditor@dwp.gov.uk"
@@ -125,7 +125,7 @@ class Fleet:
         out, err = self.tmp_path / f"{name}.out", self.tmp_path / f"{name}.err"
         with out.open("wb") as o, err.open("wb") as e:
             process = subprocess.Popen(
-                [sys.executable, "-m", "app.cli", *args],
+                [sys.executable, "-m", "app.cli.main", *args],
                 cwd=REPO,
                 env={**self.env, **env},
                 stdin=subprocess.DEVNULL,

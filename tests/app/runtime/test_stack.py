@@ -29,17 +29,17 @@ import pytest
 from sqlalchemy.pool import QueuePool
 from temporalio.worker import Worker
 
-from app.db import make_engine
-from app.demo import READY_LINE
-from app.devserver import pid_alive
-from app.mailcatcher import list_messages
-from app.stack import stop_worker
+from app.platform.db import make_engine
+from app.runtime.demo import READY_LINE
+from app.runtime.devserver import pid_alive
+from app.runtime.stack import stop_worker
+from app.service.mailbox import list_messages
 from tests.fixtures_temporal import free_port
 
 # Its own processes (the dev server, `casework up`) cannot travel: the machine's clock.
 pytestmark = pytest.mark.real_clock
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 TOKEN_ROW = re.compile(r"^  (\S+) +(\S+@\S+) +([A-Za-z0-9_-]{20,})$", re.MULTILINE)
 EMPLOYEE, MANAGER, SAC = (
     "alex.employee@dwp.gov.uk",
@@ -161,7 +161,7 @@ class Launcher:
         stdout, stderr = self.tmp_path / f"{n}-{command}.out", self.tmp_path / f"{n}-{command}.err"
         with stdout.open("wb") as out, stderr.open("wb") as err:
             process = subprocess.Popen(
-                [sys.executable, "-m", "app.cli", *args],
+                [sys.executable, "-m", "app.cli.main", *args],
                 cwd=REPO,
                 env={**self.env, **env},
                 stdin=subprocess.DEVNULL,

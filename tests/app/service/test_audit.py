@@ -9,11 +9,12 @@ import pytest
 from sqlalchemy import delete, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from activities.records import RecordActivities, hash_of
-from app.audit import AuditResult, verify
-from app.cli import main
+from activities.records import RecordActivities
+from app.cli.main import main
+from app.service.audit import AuditResult, verify
+from domain.records import hash_of
 from models import Case, CaseEvent
-from tests.activities.test_records import T0, event, snapshot
+from tests.domain.test_records import T0, event, snapshot
 from workflows.common import RecordRequest
 
 A = "IPA-2026-000001"

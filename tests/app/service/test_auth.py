@@ -6,11 +6,12 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from app import identity, service
-from app.auth import issue_token, person_for_token, revoke_all, revoke_token, token_hash
-from app.bootstrap import Services
-from app.errors import NotFound, Unauthorized
-from app.people import import_people
+from app import service
+from app.service import identity
+from app.service.auth import issue_token, person_for_token, revoke_all, revoke_token, token_hash
+from app.service.errors import NotFound, Unauthorized
+from app.service.people import import_people
+from app.service.services import Services
 from models import ApiToken
 
 PEOPLE = "email,name,manager_email,roles\nann@dwp.gov.uk,Ann,,sac;auditor\nbob@dwp.gov.uk,Bob,,\n"

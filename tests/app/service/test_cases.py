@@ -17,14 +17,14 @@ from sqlalchemy.orm import Session, sessionmaker
 from temporalio.client import Client
 from temporalio.service import TLSConfig
 
-from activities.records import upsert_case
 from app import service
-from app.bootstrap import Services
-from app.case_ids import next_case_id
-from app.errors import Conflict, Forbidden, Invalid, NotFound, ServiceError, Unavailable
-from app.settings import Settings
-from app.temporal import tls_config
-from app.views import PARTIAL_FIELDS, snapshot_of, view_of
+from app.platform.settings import Settings
+from app.platform.temporal import tls_config
+from app.service.errors import Conflict, Forbidden, Invalid, NotFound, ServiceError, Unavailable
+from app.service.services import Services
+from domain.case_ids import next_case_id
+from domain.records import upsert_case
+from domain.views import PARTIAL_FIELDS, snapshot_of, view_of
 from models import Case, CaseCounter, CaseEvent
 from tests.app.conftest import NoTemporal
 from workflows import ipa_types

@@ -9,10 +9,10 @@ from typing import Any, cast
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
-from activities.records import append_events, upsert_case
-from app.bootstrap import Services
-from app.dashboard import AGE_BUCKETS, Dashboard, dashboard, figures, may_see_dashboard
-from app.errors import Forbidden, Invalid
+from app.service.dashboard import AGE_BUCKETS, Dashboard, dashboard, figures, may_see_dashboard
+from app.service.errors import Forbidden, Invalid
+from app.service.services import Services
+from domain.records import append_events, upsert_case
 from workflows.common import CLOSED, OPEN, Actor, CaseSnapshot, EventIn
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)  # a Wednesday

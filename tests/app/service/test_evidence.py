@@ -19,12 +19,12 @@ from sqlalchemy.orm import Session, sessionmaker
 from temporalio.client import Client
 
 from app import service
-from app.api import MAX_BODY
-from app.bootstrap import Services
-from app.cli import main
-from app.errors import Invalid
-from app.evidence import MAX_EVIDENCE, Damaged, EvidenceStore, TooLarge
-from app.settings import Settings
+from app.api.limits import MAX_BODY
+from app.cli.main import main
+from app.platform.settings import Settings
+from app.service.errors import Invalid
+from app.service.evidence import MAX_EVIDENCE, Damaged, EvidenceStore, TooLarge
+from app.service.services import Services
 from tests.app.investigations import (
     INVESTIGATOR,
     REPORTER,

@@ -19,13 +19,13 @@ import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
 from activities.records import RecordActivities
-from app import exports, verify_export
-from app.auth import issue_token
-from app.bootstrap import Services
-from app.cli import main
-from app.settings import Settings
-from tests.activities.test_records import event, snapshot
-from tests.app.test_api import _client, error_of
+from app.cli.main import main
+from app.platform.settings import Settings
+from app.service import exports, verify_export
+from app.service.auth import issue_token
+from app.service.services import Services
+from tests.app.api.test_api import _client, error_of
+from tests.domain.test_records import event, snapshot
 from workflows.common import RecordRequest
 
 AUDITOR, EMPLOYEE = "auditor@dwp.gov.uk", "employee@dwp.gov.uk"

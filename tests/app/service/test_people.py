@@ -6,8 +6,8 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.errors import Invalid
-from app.people import ImportResult, import_people
+from app.service.errors import Invalid
+from app.service.people import ImportResult, import_people
 from models import Person
 
 HEADER = "email,name,manager_email,roles\n"

@@ -12,12 +12,12 @@ from sqlalchemy.orm import Session, sessionmaker
 from temporalio.testing import WorkflowEnvironment
 
 from app import service
-from app.bootstrap import Services
-from app.calendar import WorkingCalendar
-from app.cli import main
-from app.policy import load_policy, parse_policy
-from app.policy_apply import apply_policy
-from app.settings import DEFAULT_POLICY_FILE
+from app.cli.main import main
+from app.platform.settings import DEFAULT_POLICY_FILE
+from app.service.policy_apply import apply_policy
+from app.service.services import Services
+from domain.calendar import WorkingCalendar
+from domain.policy import load_policy, parse_policy
 from models import Case, CaseEvent
 from workflows.common import Actor
 

@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 from sqlalchemy import delete, text
 
-from activities.records import search_text, upsert_case
 from app import service
-from app.bootstrap import Services
+from app.service.services import Services
+from domain.records import search_text, upsert_case
 from models import Case
 from workflows import ipa_types
 from workflows.common import Actor, CaseSnapshot

@@ -11,9 +11,9 @@ import httpx
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.api import create_app
-from app.auth import issue_token
-from app.bootstrap import Services
+from app.runtime.webapp import create_app
+from app.service.auth import issue_token
+from app.service.services import Services
 
 BASE = "http://casework.test"
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')

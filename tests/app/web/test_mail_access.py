@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from app.errors import NotFound
-from app.mailcatcher import MailCatcher, list_messages
-from app.settings import Settings
+from app.platform.settings import Settings
+from app.runtime.mailcatcher import MailCatcher
+from app.service.errors import NotFound
+from app.service.mailbox import list_messages
 from app.web.mail import mail_for, message_for
 from workflows.common import Actor
 

@@ -13,9 +13,9 @@ import httpx
 import pytest
 
 from app import service
-from app.bootstrap import Services
-from app.calendar import WorkingCalendar
+from app.service.services import Services
 from app.web import work
+from domain.calendar import WorkingCalendar
 from tests.app.investigations import DETAILS as ABUSE
 from tests.app.investigations import REPORTER, add_people
 from tests.app.web.conftest import Browser

@@ -9,10 +9,10 @@ from typing import cast
 import httpx
 import pytest
 
-from app.api import create_app
-from app.auth import issue_token, revoke_token
-from app.bootstrap import Services
-from app.settings import Settings
+from app.platform.settings import Settings
+from app.runtime.webapp import create_app
+from app.service.auth import issue_token, revoke_token
+from app.service.services import Services
 from app.web.session import secret_key, sign, unsign
 from tests.app.conftest import NoTemporal
 from tests.app.web.conftest import Browser, _app_client

@@ -1,0 +1,34 @@
+"""Names and values as people read them: the one set of labels for the pages, the emails
+and the CLI's tables (`sac_review` -> `SAC review`, `account_kind` -> `Account kind`)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+_ACRONYMS = {"ipa": "IPA", "sac": "SAC", "sirt": "SIRT", "hr": "HR", "url": "URL", "urls": "URLs"}
+
+
+def words(value: object) -> str:
+    """`sac_review` -> `SAC review`: a stage, type or outcome name inside a sentence."""
+    if value is None or value == "":
+        return ""
+    return " ".join(_ACRONYMS.get(w, w) for w in str(value).replace("_", " ").split())
+
+
+def label(value: object) -> str:
+    """`account_kind` -> `Account kind`: a name at the start of a line."""
+    said = words(value)
+    return said[:1].upper() + said[1:]
+
+
+def show(value: object) -> str:
+    """A details value as a person reads it."""
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, Mapping):
+        return "; ".join(f"{label(k)}: {show(v)}" for k, v in value.items())
+    if isinstance(value, list | tuple | set | frozenset):
+        return ", ".join(show(v) for v in value)
+    return str(value)
