@@ -22,7 +22,6 @@ import logging
 import os
 import signal
 from collections.abc import AsyncIterator, Callable, Iterator
-from dataclasses import replace
 from pathlib import Path
 from typing import IO
 
@@ -226,7 +225,9 @@ async def _up(settings: Settings, signals: _Signals, cleanup: contextlib.ExitSta
         catcher = MailCatcher(data_dir)
         catcher.start()
         cleanup.callback(catcher.stop)
-        settings = replace(settings, smtp_host=catcher.host, smtp_port=catcher.port)
+        settings = settings.model_copy(
+            update={"smtp_host": catcher.host, "smtp_port": catcher.port}
+        )
         mail = f"{data_dir / 'mail'} (SMTP {catcher.host}:{catcher.port})"
         say(f"mail catcher on {catcher.host}:{catcher.port}")
     else:

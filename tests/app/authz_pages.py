@@ -45,7 +45,9 @@ READS_ALL_MAIL = ("auditor", "admin")
 def page_services(services: Services) -> Services:
     """The pages' services: the embedded stack's, with the mail catcher in use (no relay
     named, so the mail page reads the data directory) and a small evidence limit."""
-    settings = replace(services.settings, smtp_host=None, evidence_max_bytes=EVIDENCE_LIMIT)
+    settings = services.settings.model_copy(
+        update={"smtp_host": None, "evidence_max_bytes": EVIDENCE_LIMIT}
+    )
     return replace(services, settings=settings)
 
 

@@ -8,7 +8,6 @@ for what must never reach Temporal (refused intake, reads, authentication).
 from __future__ import annotations
 
 import itertools
-from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, cast
 
@@ -91,7 +90,7 @@ def services(  # the imported fixtures, by name:
     sessions = session_factory(engine)
     start_numbering_afresh(sessions)
     return Services(
-        settings=replace(settings, task_queue=worker.task_queue),
+        settings=settings.model_copy(update={"task_queue": worker.task_queue}),
         sessions=sessions,
         client=temporal_client,
         policy=load_policy(settings.policy_file),

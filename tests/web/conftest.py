@@ -20,7 +20,7 @@ import re
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import nullcontext
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -202,7 +202,7 @@ async def stack(
     env = await start_time_skipping()
     catcher = MailCatcher(data_dir)
     catcher.start()
-    mailing = replace(settings, smtp_host=catcher.host, smtp_port=catcher.port)
+    mailing = settings.model_copy(update={"smtp_host": catcher.host, "smtp_port": catcher.port})
     worker = build_worker(env.client, settings=mailing, engine=engine, task_queue=queue)
     services = Services(
         settings=settings,

@@ -3,7 +3,6 @@ database and SMTP; and the service layer's confidentiality on a real referral.""
 
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -373,7 +372,7 @@ def services(
     sessions = session_factory(engine)
     start_numbering_afresh(sessions)
     return Services(
-        settings=replace(settings, task_queue=worker.task_queue),
+        settings=settings.model_copy(update={"task_queue": worker.task_queue}),
         sessions=sessions,
         client=temporal_client,
         policy=load_policy(settings.policy_file),

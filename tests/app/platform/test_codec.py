@@ -95,7 +95,7 @@ class Stack:
         )
         self.workers.append((worker, asyncio.create_task(worker.run())))
         return Services(
-            settings=dataclasses.replace(self.settings, task_queue=queue),
+            settings=self.settings.model_copy(update={"task_queue": queue}),
             sessions=self.sessions,
             client=client,
             policy=load_policy(self.settings.policy_file),
@@ -345,6 +345,6 @@ def test_an_external_cluster_without_a_key_is_warned_about(
     warning = plaintext_warning(settings)
     assert warning is not None and "PLAINTEXT" in warning and "temporal.example:7233" in warning
     assert not (tmp_path / KEY_FILE).exists()
-    keyed = dataclasses.replace(settings, payload_keys=(NEW,))
+    keyed = settings.model_copy(update={"payload_keys": (NEW,)})
     assert plaintext_warning(keyed) is None
-    assert plaintext_warning(dataclasses.replace(settings, temporal_address=None)) is None
+    assert plaintext_warning(settings.model_copy(update={"temporal_address": None})) is None

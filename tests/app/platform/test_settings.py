@@ -1,7 +1,7 @@
-import dataclasses
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from app.platform.settings import DEFAULT_POLICY_FILE, Settings, SettingsError
 from app.platform.temporal import cluster_address
@@ -145,7 +145,7 @@ def test_empty_values_count_as_unset(in_tmp: Path) -> None:
 
 def test_settings_are_frozen() -> None:
     s = Settings.from_env({})
-    with pytest.raises(dataclasses.FrozenInstanceError):
+    with pytest.raises(ValidationError, match="frozen"):  # pydantic's word for it
         s.http_port = 1  # type: ignore[misc]
 
 

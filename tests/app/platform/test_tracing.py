@@ -79,7 +79,9 @@ async def test_a_case_is_one_trace_from_the_request_to_each_activity(
 ) -> None:
     traced = Client(**{**temporal_client.config(), "interceptors": tracing.interceptors()})
     queue = f"traced-{uuid.uuid4().hex[:8]}"
-    svc = replace(services, client=traced, settings=replace(settings, task_queue=queue))
+    svc = replace(
+        services, client=traced, settings=settings.model_copy(update={"task_queue": queue})
+    )
     worker = build_worker(traced, settings=svc.settings, engine=engine)
     async with worker:
         actor = await service.actor_for(svc, email="employee@dwp.gov.uk")

@@ -162,7 +162,10 @@ LARGE_SHA = hashlib.sha256(LARGE).hexdigest()
 
 @pytest.fixture
 def evidence_services(services: Services) -> Services:
-    return replace(services, settings=replace(services.settings, evidence_max_bytes=EVIDENCE_LIMIT))
+    return replace(
+        services,
+        settings=services.settings.model_copy(update={"evidence_max_bytes": EVIDENCE_LIMIT}),
+    )
 
 
 @pytest.fixture
