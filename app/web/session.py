@@ -1,9 +1,11 @@
 """Who is signed in to the pages: a signed session cookie, and CSRF tokens for forms.
 
-The cookie holds a small JSON object (the person's email, the SHA-256 of the
-token they signed in with, when they did, the CSRF token, flash messages) with an
-HMAC-SHA256 of it, so it can be read but not forged; revoking the token (or the
-person leaving the directory) ends the session at its next request.
+The cookie is Starlette's `SessionMiddleware` (signed with itsdangerous, so it can be
+read but not forged), named `casework_session`, HttpOnly, SameSite=Lax, Secure when
+`CASEWORK_BASE_URL` is https. It holds the person's email, the SHA-256 of the token
+they signed in with, when they did, the CSRF token and flash messages. A sign-in lasts
+12 hours from when it was made (`at`), however busy the session; revoking the token (or
+the person leaving the directory) ends it at its next request.
 
 The key is `CASEWORK_SECRET_KEY`, or, when that is unset (the embedded stack), a
 random key generated once and kept in the data directory as `secret_key`, so
@@ -17,18 +19,15 @@ strips the header from what clients send: Casework trusts it as is.
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import hmac
-import json
 import secrets
 import time
 from collections.abc import Mapping
 from typing import Any
 
-from starlette.datastructures import MutableHeaders
-from starlette.requests import HTTPConnection, Request
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.middleware import sessions
+from starlette.requests import Request
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app import service
 from app.platform.keyfile import read_or_create
@@ -67,87 +66,55 @@ def secret_key(settings: Settings) -> bytes:
     return key.strip().encode("ascii")
 
 
-def _b64(raw: bytes) -> str:
-    return base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
-
-
-def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-
-
-def sign(data: Mapping[str, Any], key: bytes) -> str:
-    payload = _b64(json.dumps(dict(data), separators=(",", ":")).encode("utf-8"))
-    mac = hmac.new(key, payload.encode("ascii"), hashlib.sha256).digest()
-    return f"{payload}.{_b64(mac)}"
-
-
-def unsign(value: str, key: bytes) -> dict[str, Any]:
-    """The data of a cookie signed with `key`; {} for anything forged, mangled or stale."""
-    payload, _, mac = value.partition(".")
-    expected = _b64(hmac.new(key, payload.encode("ascii", "replace"), hashlib.sha256).digest())
-    if not mac or not hmac.compare_digest(mac, expected):
-        return {}
-    try:
-        data = json.loads(_unb64(payload))
-    except ValueError:
-        return {}
-    if not isinstance(data, dict):
-        return {}
-    signed_in_at = data.get("at")
-    if isinstance(signed_in_at, int | float) and time.time() - signed_in_at > SESSION_HOURS * 3600:
-        return {}
-    return data
-
-
 class SessionMiddleware:
-    """Puts the cookie's data in `request.session` and writes it back when it changes.
-
-    Written here rather than Starlette's (which needs itsdangerous) to keep to the
-    standard library's hmac; `request.session` reads the same scope key.
-    """
+    """Starlette's `SessionMiddleware`, built at the first request from the settings (given,
+    or the app's `Services`': tests build the app before their services), with a sign-in
+    older than SESSION_HOURS dropped as the cookie is read."""
 
     def __init__(self, app: ASGIApp, settings: Settings | None = None) -> None:
         self.app = app
         self.settings = settings
-        self._key: bytes | None = None
+        self._signed: ASGIApp | None = None
 
-    def _settings(self, scope: Scope) -> Settings:
-        if self.settings is not None:
-            return self.settings
-        services: Services = scope["app"].state.services
-        return services.settings
+    def _build(self, scope: Scope) -> ASGIApp:
+        settings = self.settings
+        if settings is None:
+            services: Services = scope["app"].state.services
+            settings = services.settings
+        return sessions.SessionMiddleware(
+            _ExpireSignIn(self.app),
+            secret_key=secret_key(settings).decode("utf-8"),
+            session_cookie=COOKIE,
+            max_age=SESSION_HOURS * 3600,
+            same_site="lax",
+            https_only=settings.base_url.startswith("https://"),
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        settings = self._settings(scope)
-        if self._key is None:
-            self._key = secret_key(settings)
-        key = self._key
-        cookie = HTTPConnection(scope).cookies.get(COOKIE)
-        data = unsign(cookie, key) if cookie else {}
-        before = json.dumps(data, sort_keys=True)
-        scope["session"] = data
-        secure = "; Secure" if settings.base_url.startswith("https://") else ""
+        if self._signed is None:
+            self._signed = self._build(scope)
+        await self._signed(scope, receive, send)
 
-        async def send_with_cookie(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                after = scope["session"]
-                if json.dumps(after, sort_keys=True) != before:
-                    headers = MutableHeaders(scope=message)
-                    if after:
-                        value = sign(after, key)
-                        age = SESSION_HOURS * 3600
-                    else:
-                        value, age = "", 0
-                    headers.append(
-                        "Set-Cookie",
-                        f"{COOKIE}={value}; Path=/; Max-Age={age}; HttpOnly; SameSite=Lax{secure}",
-                    )
-            await send(message)
 
-        await self.app(scope, receive, send_with_cookie)
+class _ExpireSignIn:
+    """A session whose sign-in (`at`) is older than SESSION_HOURS starts empty: the
+    cookie's own age restarts with each change, the sign-in's does not."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        session = scope["session"]
+        signed_in_at = session.get("at")
+        if (
+            isinstance(signed_in_at, int | float)
+            and time.time() - signed_in_at > SESSION_HOURS * 3600
+        ):
+            session.clear()
+        await self.app(scope, receive, send)
 
 
 def csrf_token(request: Request) -> str:
@@ -189,7 +156,8 @@ def end_session(request: Request) -> None:
 
 def flash(request: Request, message: str) -> None:
     """A message for the next page this person sees (after a redirect)."""
-    request.session.setdefault("flash", []).append(message)
+    # Assigned, not appended in place: the session notices assignments only.
+    request.session["flash"] = [*request.session.get("flash", []), message]
 
 
 def pop_flashes(request: Request) -> list[str]:

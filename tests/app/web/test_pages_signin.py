@@ -2,22 +2,36 @@
 
 from __future__ import annotations
 
+import json
+import time
+from base64 import b64decode, b64encode
 from contextlib import nullcontext
 from dataclasses import replace
 from typing import cast
 
 import httpx
 import pytest
+from itsdangerous import TimestampSigner
 
 from app.platform.settings import Settings
 from app.runtime.webapp import create_app
 from app.service.auth import issue_token, revoke_token
 from app.service.services import Services
-from app.web.session import secret_key, sign, unsign
+from app.web.session import secret_key
 from tests.app.conftest import NoTemporal
 from tests.app.web.conftest import Browser, _app_client
 
 EMPLOYEE = "employee@dwp.gov.uk"
+
+
+# The cookie as Starlette's SessionMiddleware writes it: base64 JSON, signed with a time.
+def sign(data: dict[str, object], key: bytes) -> str:
+    return TimestampSigner(key).sign(b64encode(json.dumps(data).encode("utf-8"))).decode()
+
+
+def unsign(value: str, key: bytes) -> dict[str, object]:
+    data: dict[str, object] = json.loads(b64decode(TimestampSigner(key).unsign(value)))
+    return data
 
 
 async def test_pages_ask_who_you_are_first(offline_browser: Browser) -> None:
@@ -91,6 +105,19 @@ async def test_the_session_cookie_cannot_be_forged(offline_browser: Browser) -> 
     assert (await offline_browser.get("/")).status_code == 303
 
 
+async def test_a_sign_in_lasts_twelve_hours_however_busy_its_session(
+    offline_browser: Browser,
+) -> None:
+    await offline_browser.sign_in(EMPLOYEE)
+    key = secret_key(settings_of(offline_browser))
+    session = unsign(offline_browser.client.cookies["casework_session"], key)
+    assert (await offline_browser.get("/")).status_code == 200
+    stale = {**session, "at": int(time.time()) - 12 * 3600 - 60}  # a fresh cookie, an old sign-in
+    offline_browser.client.cookies.clear()
+    offline_browser.client.cookies.set("casework_session", sign(stale, key))
+    assert (await offline_browser.get("/")).status_code == 303
+
+
 def settings_of(browser: Browser) -> Settings:
     transport = browser.client._transport
     assert isinstance(transport, httpx.ASGITransport)
@@ -101,21 +128,24 @@ def settings_of(browser: Browser) -> Settings:
 async def test_cookie_flags_and_the_key_kept_in_the_data_directory(
     offline_services: Services,
 ) -> None:
-    https = replace(offline_services.settings, base_url="https://casework.example")
+    https = offline_services.settings.model_copy(update={"base_url": "https://casework.example"})
     async for client in _app_client(replace(offline_services, settings=https)):
         page = await client.get("/signin")
         cookie = page.headers["set-cookie"]
-        assert "HttpOnly" in cookie and "SameSite=Lax" in cookie and "Secure" in cookie
+        flags = cookie.lower()  # attribute names are case-insensitive (RFC 6265)
+        assert "httponly" in flags and "samesite=lax" in flags and "secure" in flags
     key_file = https.data_dir / "secret_key"
     assert key_file.stat().st_mode & 0o777 == 0o600
     assert secret_key(https) == key_file.read_bytes().strip()
-    assert secret_key(replace(https, secret_key="k" * 32)) == b"k" * 32
+    assert secret_key(https.model_copy(update={"secret_key": "k" * 32})) == b"k" * 32
 
 
 async def test_a_trusted_header_from_an_sso_proxy_signs_people_in(
     offline_services: Services,
 ) -> None:
-    behind_proxy = replace(offline_services.settings, trusted_user_header="x-remote-user")
+    behind_proxy = offline_services.settings.model_copy(
+        update={"trusted_user_header": "x-remote-user"}
+    )
     async for client in _app_client(replace(offline_services, settings=behind_proxy)):
         page = await client.get("/", headers={"X-Remote-User": "Employee@dwp.gov.uk"})
         assert page.status_code == 200 and "Signed in as Employee" in page.text
