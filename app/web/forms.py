@@ -1,14 +1,14 @@
-"""Reading a posted form without a multipart parser: pages post urlencoded forms only.
+"""Reading a posted form: Starlette's `request.form()`, the one form parser of the pages.
 
-Starlette's `request.form()` needs python-multipart; the pages upload no files
-(evidence files go through the API), so the standard library's parser will do.
+Every page posts an urlencoded form, but for the evidence upload (multipart, read by
+`app.web.evidence` with the same `request.form()`); anything else posted to a page is
+refused (400), as is a form of more than MAX_FIELDS fields.
 """
 
 from __future__ import annotations
 
-from urllib.parse import parse_qsl
-
 from starlette.datastructures import ImmutableMultiDict
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 
 from app.service.errors import BadRequest
@@ -22,16 +22,15 @@ Form = ImmutableMultiDict[str, str]  # name -> value(s), in the order posted
 
 async def read_form(request: Request) -> Form:
     """The posted fields (blank ones kept: a cleared field is an answer too)."""
-    raw = await request.body()
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if raw and kind != URLENCODED:
+    if kind != URLENCODED and await request.body():
         raise BadRequest(f"form: expected {URLENCODED}, not {kind or 'no content type'}")
-    body = raw.decode("utf-8", "replace")
     try:
-        pairs = parse_qsl(body, keep_blank_values=True, max_num_fields=MAX_FIELDS)
-    except ValueError:
-        raise BadRequest(f"form: more than {MAX_FIELDS} fields") from None
-    return Form(pairs)
+        form = await request.form(max_fields=MAX_FIELDS)
+    except HTTPException as e:  # python-multipart's refusal, worded as the pages word theirs
+        too_many = "fields" in str(e.detail).lower()
+        raise BadRequest(f"form: more than {MAX_FIELDS} fields" if too_many else e.detail) from None
+    return Form([(name, value) for name, value in form.multi_items() if isinstance(value, str)])
 
 
 async def posted_form(request: Request) -> Form:
