@@ -35,7 +35,7 @@ FAILED = "failed"
 NO_RECIPIENTS = "no_recipients"
 
 
-# The sent_mail row, read and written with statements built once (as activities.records
+# The sent_mail row, read and written with statements built once (as domain.records
 # writes events): through the ORM, a session.get and a flush cost more CPU than the
 # database's own work.
 _SENT_MAIL = cast(Table, SentMail.__table__)

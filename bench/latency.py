@@ -23,6 +23,9 @@ by the bare worker. At more than one user it also prints cases per second and
 the CPU per case of each side's processes and the dev server: throughput with
 the web server and the worker in processes of their own, as deployed. The sink's
 CPU is in neither side's figure, as a relay's would not be.
+
+One module over 400 lines on purpose: a benchmark is one experiment, read from its
+setup to its verdict in one file, as its figures in bench/RESULTS.md cite it.
 """
 
 from __future__ import annotations

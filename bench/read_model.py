@@ -13,6 +13,9 @@ overdue cases and a search, R times each, interleaved. The baseline is a dev ser
 holding W of the same cases as running workflows with search attributes, listed by
 `ListWorkflowExecutions` (a page of 50) plus `CountWorkflowExecutions` (the total)
 with the same filter. W is N unless starting them would take longer than S seconds.
+
+One module over 400 lines on purpose: a benchmark is one experiment, read from its
+setup to its verdict in one file, as its figures in bench/RESULTS.md cite it.
 """
 
 from __future__ import annotations

@@ -106,7 +106,7 @@ class WorkerProcess:
         self.pids.append(self.process.pid)
 
     async def wait_ready(self, timeout: float = 120.0) -> bool:
-        """Until this start of the worker says it polls its task queue (app/stack.py)."""
+        """Until this start of the worker says it polls its task queue (app/runtime/stack.py)."""
         deadline = asyncio.get_running_loop().time() + timeout
         while asyncio.get_running_loop().time() < deadline:
             said = self.log.read_bytes().count(b"worker on task queue")
@@ -135,7 +135,7 @@ class WorkerProcess:
 
 
 class KillableDevServer(DevServer):
-    """The embedded dev server (`app.devserver`), headless on a free port, killable."""
+    """The embedded dev server (`app.runtime.devserver`), headless on a free port, killable."""
 
     def __init__(self, data_dir: Path) -> None:
         super().__init__(data_dir, port=free_port(), ui_port=None)

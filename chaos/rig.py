@@ -157,7 +157,7 @@ def _env(
         CASEWORK_SMTP_PORT=str(mail_port),
         CASEWORK_POLICY_FILE=str(policy),
         CASEWORK_TASK_QUEUE=TASK_QUEUE,
-        # Payloads encrypted as in production (app/codec.py), with a key of the run's own.
+        # Payloads encrypted as in production (app/platform/codec.py), with a key of the run's own.
         CASEWORK_PAYLOAD_KEYS=f"chaos:{base64.b64encode(secrets.token_bytes(32)).decode()}",
     )
     return env

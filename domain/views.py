@@ -4,7 +4,7 @@ Confidential case types (API.md) are seen whole by their `full_viewers`; the
 parties named by `partial_viewers` (the reporter, the subject) see only the
 case's id, type, status, stage and outcome; anyone else does not see the case
 at all. A conflicted party (`CaseTypeRules.conflicted`: an alleged perpetrator,
-a referral's subject) never sees it whole, whatever their roles. `app.queries`
+a referral's subject) never sees it whole, whatever their roles. `app.service.queries`
 states the same rule in SQL for lists.
 """
 
@@ -50,7 +50,7 @@ def snapshot_of(row: Case) -> CaseSnapshot:
     )
 
 
-# Who may export every case and its audit trail (app.exports): those who read everything.
+# Who may export every case and its audit trail (app.service.exports): those who read everything.
 EXPORT_ROLES = ("auditor", "admin")
 
 

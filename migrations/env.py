@@ -1,4 +1,5 @@
-"""Alembic environment: runs on the connection app.db passes in, or on the configured URL."""
+"""Alembic environment: runs on the connection app.platform.db passes in, or on the
+configured URL."""
 
 from __future__ import annotations
 
@@ -85,7 +86,7 @@ def run_online() -> None:
     if connection is not None:
         _configure_and_run(connection)
         return
-    # Imported here: app.db imports this package, and the CLI-less path needs only this.
+    # Imported here: app.platform.db imports this package, and the CLI-less path needs only this.
     from app.platform.db import make_engine
 
     engine = make_engine(_url())

@@ -107,7 +107,7 @@ class Case(Base):
     __table_args__ = (
         Index("ix_cases_status_due_at", "status", "due_at"),
         Index("ix_cases_type_status_stage", "type", "status", "stage"),
-        # Every column a list's filters and visibility read (app/queries.py), so that a
+        # Every column a list's filters and visibility read (app/service/queries.py), so that a
         # list's `total` and its page are answered from an index alone, never from the
         # wide rows (details, search text): by status first (queues, overdue), or newest
         # first (the order of a page, and search).

@@ -1,6 +1,6 @@
 """`q=` search's index condition: the cases where every word appears somewhere in the
 id or the search text at all, as each database's search index answers it (migration
-0003). `app.queries` then checks the exact rule on those cases alone."""
+0003). `app.service.queries` then checks the exact rule on those cases alone."""
 
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 
 Standard library only, so workflows can add ISO durations themselves. Working
 days need the bank-holiday calendar, which lives outside the sandbox
-(`app.calendar`); a workflow asks for those through a local activity.
+(`domain.calendar`); a workflow asks for those through a local activity.
 """
 
 from __future__ import annotations

@@ -92,7 +92,7 @@ class AbuseInvestigationWorkflow(CaseWorkflow):
                     "welfare_unsent", SYSTEM_ACTOR, {"target": target, "reason": "no manager"}
                 )
                 continue
-            # Anonymous (app.mail): names the colleague, never the case.
+            # Anonymous (domain.mail): names the colleague, never the case.
             self.mail("welfare", [manager.email], recipient_name=manager.name, colleague=target)
         self._welfare = []
 

@@ -1,6 +1,6 @@
 """The retention run: closed cases past their type's retention (policy file,
 `[retention.<type>]`) are anonymised or purged, once a day, started by a Temporal
-schedule (`app.retention.ensure_schedule`). Standard library and temporalio only.
+schedule (`domain.retention.ensure_schedule`). Standard library and temporalio only.
 
 The work is one activity (`apply_retention`): each case is dealt with in a
 transaction of its own and at most once, so a retry carries on where it stopped.

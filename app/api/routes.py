@@ -48,7 +48,7 @@ async def _signed_in(
 ) -> tuple[Actor, service.CaseRead | None]:
     if credentials is None:
         raise Unauthorized("token: missing (send Authorization: Bearer <token>)")
-    # The address repeated failures are counted against (app.throttle).
+    # The address repeated failures are counted against (app.service.throttle).
     client = request.client.host if request.client else None
     return await service.authenticate_reading(
         svc, token=credentials.credentials, client=client, case_id=case_id
@@ -72,7 +72,7 @@ CallerAndCase = Annotated[tuple[Actor, service.CaseRead | None], Depends(get_act
 
 
 def _json(content: dict[str, Any], status_code: int = 200) -> JSONResponse:
-    """`content` as it is: the service builds JSON types only (`app.views`), so FastAPI's
+    """`content` as it is: the service builds JSON types only (`domain.views`), so FastAPI's
     jsonable_encoder, about 0.3 ms a case, would copy it for nothing."""
     return JSONResponse(content, status_code=status_code)
 
@@ -218,11 +218,11 @@ async def export_events(
     case: Annotated[str | None, Query(description="one case id")] = None,
 ) -> StreamingResponse:
     """Every case's audit trail (auditors and administrators), streamed, with each event's
-    hash and prev_hash: `app/verify_export.py` recomputes the chains from the export."""
+    hash and prev_hash: `app/service/verify_export.py` recomputes the chains from the export."""
     return await _export(svc, actor, "events", fmt, case_type, since, case)
 
 
-# Response shapes of the evidence upload (here rather than in app.schemas: its own edit).
+# Response shapes of the evidence upload (here rather than in app.api.schemas: its own edit).
 class StoredEvidenceOut(BaseModel):
     sha256: str
     size: int

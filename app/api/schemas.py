@@ -1,6 +1,6 @@
 """Request and response shapes of the HTTP API, for validation and the OpenAPI document.
 
-Responses are built by `app.views` as plain dicts; these models describe them
+Responses are built by `domain.views` as plain dicts; these models describe them
 (the `responses=` of each route) rather than re-validating every reply.
 """
 

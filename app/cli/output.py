@@ -1,7 +1,7 @@
 """What `casework cases` prints for a person: a case as labelled lines, a list as a table.
 
-Times are shown in the policy's time zone with its abbreviation (`app.times`), names
-and values in words (`app.mail`'s labels); `--json` prints the API's objects instead,
+Times are shown in the policy's time zone with its abbreviation (`domain.times`), names
+and values in words (`domain.text`); `--json` prints the API's objects instead,
 for scripts.
 """
 

@@ -1,7 +1,7 @@
 """Encrypts every Temporal payload with AES-GCM, so whoever operates Temporal (or opens
 its web UI) sees ciphertext where a case's details, evidence and notes would be.
 
-The codec sits on the client's DataConverter (`app.temporal.connect`), so the
+The codec sits on the client's DataConverter (`app.platform.temporal.connect`), so the
 service layer, the worker and the CLI all encrypt and decrypt alike. Keys come
 from `CASEWORK_PAYLOAD_KEYS` (`id:base64key,id:base64key`): the first encrypts,
 every one decrypts, so a key is rotated by putting the new one first and keeping

@@ -35,7 +35,7 @@ def cluster_address(settings: Settings) -> str:
 
 def payload_codec(settings: Settings) -> AesGcmCodec | None:
     """The configured keys; the embedded stack's own key; or, for an external cluster
-    with no key, None: plaintext (`plaintext_warning` says so; app.codec says why)."""
+    with no key, None: plaintext (`plaintext_warning` says so; app.platform.codec says why)."""
     if settings.payload_keys:
         return AesGcmCodec(settings.payload_keys)
     if settings.temporal_address is None:
@@ -87,6 +87,6 @@ async def connect(settings: Settings, *, lazy: bool = False) -> Client:
         api_key=settings.temporal_api_key,
         tls=tls_config(settings),
         data_converter=data_converter(settings),
-        interceptors=tracing.interceptors(),  # none unless tracing is on (app/tracing.py)
+        interceptors=tracing.interceptors(),  # none unless tracing is on (app/platform/tracing.py)
         lazy=lazy,
     )

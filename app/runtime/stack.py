@@ -1,8 +1,8 @@
 """`casework up`, `casework worker`, `casework web`: the processes that serve Casework.
 
 `up` is the embedded stack of shared/DESIGN.md in one foreground process: the
-Temporal dev server (`app/devserver.py`), migrations, the mail catcher, the demo
-directory (`app/demo.py`), and a worker and a web server sharing one event loop.
+Temporal dev server (`app/runtime/devserver.py`), migrations, the mail catcher, the demo
+directory (`app/runtime/demo.py`), and a worker and a web server sharing one event loop.
 Ctrl-C or SIGTERM stops it all, the dev server last, and exits 0.
 
 `worker` and `web` are one part each, as a deployment runs them; without
@@ -171,7 +171,7 @@ async def _observed(
     text_and_quiet = quiet and settings.log_format == "text"
     logs.configure(settings.log_format, level=logging.WARNING if text_and_quiet else logging.INFO)
     if (plaintext := plaintext_warning(settings)) is not None:
-        say(plaintext)  # loud, and at every start: see app.codec for why not a refusal
+        say(plaintext)  # loud, and at every start: see app.platform.codec for why not a refusal
     tracing.setup(service)
     if sdk_metrics and sdk_runtime(settings) is not None:
         say(f"Temporal SDK metrics on port {settings.metrics_port} (/metrics)")
@@ -269,7 +269,7 @@ async def _up(settings: Settings, signals: _Signals, cleanup: contextlib.ExitSta
 
 
 async def _retention_schedule(client: Client, settings: Settings) -> None:
-    """The daily retention run (app.retention): created by whichever process comes first."""
+    """The daily retention run (domain.retention): created by whichever process comes first."""
     from temporalio.service import RPCError
 
     from app.runtime.retention_schedule import SCHEDULE_ID, ensure_schedule

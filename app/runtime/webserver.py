@@ -49,7 +49,7 @@ def web_server(settings: Settings, *, quiet: bool) -> WebServer:
         host=settings.http_host,
         port=settings.http_port,
         log_level="warning" if quiet else "info",
-        log_config=uvicorn_log_config(settings.log_format),  # JSON: through app.logs
+        log_config=uvicorn_log_config(settings.log_format),  # JSON: through app.platform.logs
         access_log=not quiet,
         timeout_graceful_shutdown=5,
     )

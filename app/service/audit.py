@@ -3,7 +3,7 @@
 A hash chain cannot see its own last events deleted; that is why a case row with no
 events at all is reported too (every case is recorded with its `opened` event).
 
-An event redacted by retention (`app.retention`) keeps the hash of what it was; that
+An event redacted by retention (`domain.retention`) keeps the hash of what it was; that
 hash cannot be recomputed, but its links are checked as any other's, and it counts
 only in a chain that records the redaction in a later `anonymised` event.
 """

@@ -2,7 +2,7 @@
 overdue now, SLA compliance week by week, and how old the open cases are.
 
 Team leads, auditors and administrators may see it (`may_see_dashboard`). Every
-figure counts only cases the viewer may see whole, by `app.queries.visible_sql`,
+figure counts only cases the viewer may see whole, by `app.service.queries.visible_sql`,
 the rule the case lists use: a team lead counts their team's confidential cases,
 an auditor every case, and no one counts a case they could only see in outline
 (an outline shows neither its age nor whether it is overdue).

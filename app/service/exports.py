@@ -1,16 +1,16 @@
 """Exports for auditors: cases and their events as CSV or JSON Lines, streamed.
 
-Only auditors and administrators may export (`app.views.may_export`): an export
+Only auditors and administrators may export (`domain.views.may_export`): an export
 holds every case, confidential ones included, less any case of which the exporter
 is a conflicted party (an alleged perpetrator who happens to be an auditor). Rows
 are read in batches by key (each batch its own short transaction), so neither the
 database nor this process holds the whole log at once, and the event log is
 append-only so no row is seen twice or skipped.
 
-An event row carries exactly what its hash covers (`activities.records.event_hash`):
+An event row carries exactly what its hash covers (`domain.records.event_hash`):
 `case_id, seq, key, at, actor, kind, stage, data, prev_hash`, with `at` in the very
 text form that was hashed, so a third party can recompute every chain from the
-export alone (`app/verify_export.py`, standard library only, is the recipe). A case
+export alone (`app/service/verify_export.py`, standard library only, is the recipe). A case
 row carries `last_seq` and `last_hash`, the head of its chain: with the cases export
 at hand, events missing from the end of a chain show up too.
 """

@@ -1,6 +1,6 @@
 """Case lists in SQL: the filters of `GET /api/cases`, and who may see what.
 
-`app.views.view_of` decides for one case in Python; this says the same as a
+`domain.views.view_of` decides for one case in Python; this says the same as a
 WHERE clause (conflicted parties included: `CaseTypeRules.conflicted`), so a
 list's `total` never counts, and no filter matches, a case the caller may not
 see. `tests/app/test_service.py` checks the two agree.
@@ -84,7 +84,7 @@ def _not_conflicted_sql(actor: Actor, rules: CaseTypeRules) -> ColumnElement[boo
 
 
 def exportable_sql(actor: Actor, types: list[CaseTypeRules]) -> ColumnElement[bool]:
-    """Cases an exporter (`app.views.may_export`) may take: all of them, less any case
+    """Cases an exporter (`domain.views.may_export`) may take: all of them, less any case
     of which they are a conflicted party, whatever their roles."""
     return or_(false(), *(and_(Case.type == r.type, _not_conflicted_sql(actor, r)) for r in types))
 

@@ -1,4 +1,4 @@
-"""The dashboard page: `app.dashboard`'s figures as SVG charts, each with its table."""
+"""The dashboard page: `app.service.dashboard`'s figures as SVG charts, each with its table."""
 
 from __future__ import annotations
 

@@ -35,7 +35,9 @@ async def signin(request: Request, form: Posted) -> Response:
         actor = await service.authenticate(services_of(request), token=token, client=client)
     except Unauthorized as refused:
         error = "token: that token is unknown or has been revoked" if token else "token: required"
-        if refused.status == 429:  # too many failed attempts (app.throttle): say when to retry
+        if (
+            refused.status == 429
+        ):  # too many failed attempts (app.service.throttle): say when to retry
             error = refused.message
         return render(
             request, "signin.html", status_code=refused.status, next=next_path, error=error

@@ -2,7 +2,7 @@
 
 Search: what a word can match is found without reading every case.
 
-`q=` keeps its meaning (app/queries.py: every word a substring of a case's search
+`q=` keeps its meaning (app/service/queries.py: every word a substring of a case's search
 text, or of its id for one who sees only the outline); what changes is that the
 database is first given the cases where every word appears in the id or the search
 text at all, from an index, and checks the exact rule on those alone.

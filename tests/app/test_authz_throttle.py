@@ -1,4 +1,4 @@
-"""Repeated bad tokens are slowed down (app.throttle): per client address and per token
+"""Repeated bad tokens are slowed down (app.service.throttle): per client address and per token
 prefix, past the limit every attempt is 429 with Retry-After until the window passes."""
 
 from __future__ import annotations

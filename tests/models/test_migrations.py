@@ -83,7 +83,7 @@ def test_sqlite_pragmas_and_parent_folder(tmp_path: Path) -> None:
 def test_concurrent_migrations_from_several_processes(empty_db_url: str) -> None:
     # Worker and web processes may start together; alembic itself is not thread-safe,
     # so this needs processes. Without the advisory lock PostgreSQL fails here.
-    code = "import sys; from app.db import migrate; migrate(sys.argv[1])"
+    code = "import sys; from app.platform.db import migrate; migrate(sys.argv[1])"
     repo = Path(__file__).resolve().parents[2]
     procs = [
         subprocess.Popen(

@@ -2,7 +2,7 @@
 
 One stack for the tests of this folder, as `casework up` runs it: SQLite records, a worker on
 the time-skipping Temporal test server (so a test can move time on and watch a case
-fall overdue), the mail catcher, and the demo people of `app/demo_people.csv`. The
+fall overdue), the mail catcher, and the demo people of `app/runtime/demo_people.csv`. The
 web server gets the settings as given (no SMTP host: its mail page is on) while the
 worker sends to the catcher. Each person browses in a context of their own (their
 own cookies), signing in with a real token through the sign-in form.
@@ -65,7 +65,7 @@ ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOTS = ROOT / "test-output" / "screenshots"
 DEMO_PEOPLE = ROOT / "app" / "demo_people.csv"
 
-# The demo people by first name (app/demo_people.csv).
+# The demo people by first name (app/runtime/demo_people.csv).
 PEOPLE = {
     "dana": "dana.director@dwp.gov.uk",
     "harper": "harper.head@dwp.gov.uk",

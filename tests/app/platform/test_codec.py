@@ -1,4 +1,4 @@
-"""Temporal payloads are encrypted (app.codec): whoever reads a workflow's raw history
+"""Temporal payloads are encrypted (app.platform.codec): whoever reads a workflow's raw history
 finds no details, evidence or notes of a confidential case; a wrong key is a clear
 error; a key rotated out of first place still decrypts what it encrypted."""
 
@@ -57,7 +57,7 @@ OLD, NEW = new_key("old"), new_key("new")
 
 
 def with_codec(client: Client, codec: AesGcmCodec | None) -> Client:
-    """The same connection, its payloads through `codec` as `app.temporal.connect` does."""
+    """The same connection, its payloads through `codec` as `app.platform.temporal.connect` does."""
     config = client.config()
     config["data_converter"] = converter_for(codec)
     return Client(**config)
