@@ -29,7 +29,7 @@ DEMO_SAC = "sam.sac@dwp.gov.uk"
 
 
 def demo_csv() -> str:
-    return resources.files("app").joinpath("demo_people.csv").read_text(encoding="utf-8")
+    return resources.files("app.runtime").joinpath("demo_people.csv").read_text(encoding="utf-8")
 
 
 @dataclass(frozen=True)
