@@ -3,7 +3,7 @@
 `domain.views.view_of` decides for one case in Python; this says the same as a
 WHERE clause (conflicted parties included: `CaseTypeRules.conflicted`), so a
 list's `total` never counts, and no filter matches, a case the caller may not
-see. `tests/app/test_service.py` checks the two agree.
+see. `tests/app/service/test_cases.py` checks the two agree.
 """
 
 from __future__ import annotations
