@@ -63,7 +63,7 @@ WAIT_MS = 30_000
 expect.set_options(timeout=WAIT_MS)
 ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOTS = ROOT / "test-output" / "screenshots"
-DEMO_PEOPLE = ROOT / "app" / "demo_people.csv"
+DEMO_PEOPLE = ROOT / "app" / "runtime" / "demo_people.csv"
 
 # The demo people by first name (app/runtime/demo_people.csv).
 PEOPLE = {

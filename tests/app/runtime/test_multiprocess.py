@@ -56,7 +56,7 @@ from tests.fixtures_temporal import SmtpSink, free_port
 pytestmark = pytest.mark.real_clock
 
 REPO = Path(__file__).resolve().parents[3]
-PEOPLE = REPO / "app" / "demo_people.csv"
+PEOPLE = REPO / "app" / "runtime" / "demo_people.csv"
 ALEX, JORDAN = "alex.employee@dwp.gov.uk", "jordan.employee@dwp.gov.uk"
 MANAGER, SAC, AUDITOR = "morgan.manager@dwp.gov.uk", "sam.sac@dwp.gov.uk", "ava.auditor@dwp.gov.uk"
 CASES = 6  # 0-3 endorsed, approved, then retired (0, 1) or revoked (2, 3); 4-5 declined
