@@ -28,6 +28,8 @@ async def read_form(request: Request) -> Form:
     try:
         form = await request.form(max_fields=MAX_FIELDS)
     except HTTPException as e:  # python-multipart's refusal, worded as the pages word theirs
+        if e.status_code != 400:  # a body over the limit (413, app.api.limits) stays itself
+            raise
         too_many = "fields" in str(e.detail).lower()
         raise BadRequest(f"form: more than {MAX_FIELDS} fields" if too_many else e.detail) from None
     return Form([(name, value) for name, value in form.multi_items() if isinstance(value, str)])
