@@ -12,6 +12,7 @@ from domain.policy import Policy
 from domain.views import snapshot_of
 from models import Case
 from workflows.common import CaseRead, CaseReadRequest, LinkedCasePlan, LinkedCaseRequest
+from workflows.registry import PREPARE_LINKED_CASE_ACTIVITY, READ_CASE_ACTIVITY
 
 
 class LinkedCaseActivities:
@@ -19,7 +20,7 @@ class LinkedCaseActivities:
         self._sessions = sessionmaker(engine)
         self._policy = policy
 
-    @activity.defn(name="prepare_linked_case")
+    @activity.defn(name=PREPARE_LINKED_CASE_ACTIVITY)
     def prepare_linked_case(self, request: LinkedCaseRequest) -> LinkedCasePlan:
         # A retry allocates another number: a gap in the numbering, never a duplicate.
         session: Session
@@ -27,7 +28,7 @@ class LinkedCaseActivities:
             case_id = next_case_id(session, request.prefix, request.year)
         return LinkedCasePlan(case_id=case_id, policy=self._policy.for_case(request.type))
 
-    @activity.defn(name="read_case")
+    @activity.defn(name=READ_CASE_ACTIVITY)
     def read_case(self, request: CaseReadRequest) -> CaseRead:
         """Another case as the read model has it: what a workflow may know of its peers."""
         with self._sessions() as session:

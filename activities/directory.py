@@ -15,6 +15,7 @@ from workflows.common import (
     TeamMembers,
     TeamMembersRequest,
 )
+from workflows.registry import ESCALATION_TARGET_ACTIVITY, TEAM_MEMBERS_ACTIVITY
 
 
 def manager_of(session: Session, email: str) -> str | None:
@@ -81,12 +82,12 @@ class DirectoryActivities:
     def __init__(self, db: Engine | sessionmaker[Session]) -> None:
         self._sessions = sessionmaker(db) if isinstance(db, Engine) else db
 
-    @activity.defn(name="escalation_target")
+    @activity.defn(name=ESCALATION_TARGET_ACTIVITY)
     def escalation_target(self, req: EscalationTargetRequest) -> EscalationTarget:
         with self._sessions() as session:
             return escalation_target(session, req)
 
-    @activity.defn(name="team_members")
+    @activity.defn(name=TEAM_MEMBERS_ACTIVITY)
     def team_members(self, req: TeamMembersRequest) -> TeamMembers:
         with self._sessions() as session:
             return TeamMembers(emails=team_members(session, req.team))

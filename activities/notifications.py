@@ -28,6 +28,7 @@ from domain.mail import ANONYMOUS_KINDS, build_message, message_bytes, message_i
 from domain.records import append_events, in_transaction_retrying
 from models import SentMail
 from workflows.common import SYSTEM_ACTOR, EventIn, MailRequest, MailResult
+from workflows.registry import SEND_MAIL_ACTIVITY
 
 SENT = "sent"
 ALREADY_SENT = "already_sent"
@@ -152,7 +153,7 @@ class NotificationActivities:
         """Close idle relay connections; the worker calls this on shutdown."""
         await self._pool.close()
 
-    @activity.defn(name="send_mail")
+    @activity.defn(name=SEND_MAIL_ACTIVITY)
     async def send_mail(self, req: MailRequest) -> MailResult:
         anonymous = req.kind in ANONYMOUS_KINDS
         mid = message_id(req.case_id, req.key, opaque=anonymous)

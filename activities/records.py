@@ -12,13 +12,14 @@ from temporalio import activity
 
 from domain.records import append_events, in_transaction_retrying, upsert_case
 from workflows.common import RecordRequest
+from workflows.registry import RECORD_ACTIVITY
 
 
 class RecordActivities:
     def __init__(self, db: Engine | sessionmaker[Session]) -> None:
         self._sessions = sessionmaker(db, expire_on_commit=False) if isinstance(db, Engine) else db
 
-    @activity.defn(name="record")
+    @activity.defn(name=RECORD_ACTIVITY)
     def record(self, req: RecordRequest) -> None:
         """Case row, then its events (they reference it), in one transaction."""
 

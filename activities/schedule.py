@@ -6,9 +6,10 @@ from temporalio import activity
 
 from domain.calendar import WorkingCalendar
 from workflows.common import OffsetsRequest, OffsetsResult
+from workflows.registry import OFFSETS_ACTIVITY
 
 
-@activity.defn(name="offsets")
+@activity.defn(name=OFFSETS_ACTIVITY)
 def add_offsets(request: OffsetsRequest) -> OffsetsResult:
     """`start + d` (or `start - d`) for each duration; run as a local activity, so cheap."""
     calendar = WorkingCalendar.of(

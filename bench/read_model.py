@@ -65,6 +65,7 @@ from domain.records import search_text
 from models import Case
 from workflows import exception_types, investigation_types, ipa_types, referral_types
 from workflows.common import Actor, CaseSnapshot
+from workflows.registry import CASE_TYPES
 
 SEED = 6
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
@@ -178,13 +179,7 @@ def details_for(case_type: str, rnd: random.Random, w: Writer, requester: str) -
 def open_stage_owner(
     case_type: str, stage: str, requester: str, parties: dict[str, str]
 ) -> str | None:
-    owners = {
-        ipa_types.TYPE: ipa_types.STAGE_OWNER,
-        exception_types.TYPE: exception_types.STAGE_OWNER,
-        investigation_types.TYPE: investigation_types.STAGE_OWNER,
-        referral_types.TYPE: referral_types.STAGE_OWNER,
-    }[case_type]
-    party = owners.get(stage)
+    party = CASE_TYPES[case_type].stage(stage).party
     if party is None:
         return None
     if party == "requester":

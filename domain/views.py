@@ -3,8 +3,9 @@
 Confidential case types (API.md) are seen whole by their `full_viewers`; the
 parties named by `partial_viewers` (the reporter, the subject) see only the
 case's id, type, status, stage and outcome; anyone else does not see the case
-at all. A conflicted party (`CaseTypeRules.conflicted`: an alleged perpetrator,
-a referral's subject) never sees it whole, whatever their roles. `app.service.queries`
+at all. A party in conflict (`CaseTypeRules.parties_in_conflict`: an alleged
+perpetrator, a referral's subject) never sees it whole, whatever their roles.
+`app.service.queries`
 states the same rule in SQL for lists.
 """
 

@@ -225,11 +225,26 @@ class CaseState:
     paused_stage: str | None = None
     paused_clock: Clock | None = None
     paused_at: datetime | None = None
-    # Type-specific state (e.g. the IPA's next attestation).
-    extra: dict[str, Any] = field(default_factory=dict)
     # Whether working days are judged in the policy's zone and end at its working day's
-    # end; None until first asked (`CaseWorkflow.counts_in_local_time`).
+    # end; None until first asked (`Chase.counts_in_local_time`).
     local_time: bool | None = None
+    # The case that raised this one and follows it (an IPA its policy exception), and
+    # where this case stood when that case was last told.
+    follower: str | None = None
+    told: str | None = None
+    # Cases that asked to follow this one later (`FOLLOW_SIGNAL`) -> where each was last
+    # told ("" for not yet).
+    followers: dict[str, str] = field(default_factory=dict)
+    # What cases saved before their state was typed kept here, by name, as JSON values:
+    # read into the typed fields once (`adopt_legacy`), then empty.
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def adopt_legacy(self) -> None:
+        """Move what an older run kept in `extra` into the typed fields (no commands)."""
+        extra = self.extra
+        self.follower = self.follower or extra.pop("follower", None)
+        self.told = self.told or extra.pop("told", None)
+        self.followers = {**extra.pop("followers", {}), **self.followers}
 
 
 @dataclass

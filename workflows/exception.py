@@ -17,106 +17,96 @@ from typing import Any
 from temporalio import workflow
 
 from workflows import exception_types as pex
-from workflows.common import SYSTEM_ACTOR, Actor, CaseInput, CaseSnapshot, EventIn
+from workflows.common import SYSTEM_ACTOR, Actor, CaseSnapshot
 from workflows.durations import add_months, parse_duration
-from workflows.engine import CaseWorkflow
+from workflows.engine import Act, CaseWorkflow, action
+from workflows.exception_types import ExceptionInput, ExceptionState
 from workflows.rules import ActionRule
-
-# What an active exception carries in `CaseState.extra`: ISO instants and a count.
-APPROVED_AT = "approved_at"
-EXPIRES_AT = "expires_at"
-EXTENSIONS = "extensions"
 
 
 @workflow.defn(name=pex.RULES.workflow)
-class PolicyExceptionWorkflow(CaseWorkflow):
+class PolicyExceptionWorkflow(CaseWorkflow[ExceptionState]):
     RULES = pex.RULES
-    STAGE_OWNER = pex.STAGE_OWNER
 
     @workflow.init
-    def __init__(self, inp: CaseInput) -> None:
-        super().__init__(inp)
+    def __init__(self, inp: ExceptionInput) -> None:
+        super().__init__(inp, inp.state or ExceptionState(case=inp.case))
 
     @workflow.run
-    async def run(self, inp: CaseInput) -> CaseSnapshot:
+    async def run(self, inp: ExceptionInput) -> CaseSnapshot:
         return await self.run_case()
 
-    def owner_of(self, stage: str) -> str | None:
-        if stage == pex.DECISION:
-            # The SAC leads' queue, not whoever the case was assigned to until now.
-            return None
-        return super().owner_of(stage)
-
-    def queue_of(self, stage: str) -> str | None:
-        return pex.DECISION_QUEUE if stage == pex.DECISION else super().queue_of(stage)
-
-    def conflicted(self) -> list[str]:
+    def never_escalated_to(self) -> list[str]:
+        # Four eyes: whoever assessed it, or asked for it, is not told a decision waits.
         return [p for p in (self.case.parties.get(n) for n in pex.DECIDERS_NOT) if p]
 
     def check(self, rule: ActionRule, actor: Actor, fields: dict[str, Any]) -> None:
         if rule.name == "extend":
+            assert self.state.approved_at is not None and self.state.expires_at is not None
             refusal = pex.extension_refusal(
-                extensions=self.state.extra[EXTENSIONS],
-                approved_at=self._instant(APPROVED_AT),
-                expires_at=self._instant(EXPIRES_AT),
+                extensions=self.state.extensions,
+                approved_at=self.state.approved_at,
+                expires_at=self.state.expires_at,
                 days=fields["days"],
             )
             if refusal is not None:
                 raise refusal
 
-    def apply(self, rule: ActionRule, actor: Actor, fields: dict[str, Any]) -> None:
-        match rule.name:
-            case "accept":
-                self.move_to(pex.RISK_ASSESSMENT)
-            case "reject":
-                self.close(pex.REJECTED, fields)
-            case "request_info":
-                self.ask_requester()
-            case "provide_info":
-                self.resume_after_answer()
-            case "submit_assessment":
-                self.case.parties["assessor"] = actor.email
-                self.move_to(pex.DECISION)
-            case "approve":
-                now = workflow.now()
-                self.state.extra[APPROVED_AT] = now.isoformat()
-                self.state.extra[EXTENSIONS] = 0
-                self.move_to(pex.ACTIVE)
-                self._expire_at(now + timedelta(days=self.case.details["duration_days"]))
-                self.mail("progress", [self.case.requester], progress="approved")
-            case "extend":
-                self.state.extra[EXTENSIONS] += 1
-                self._expire_at(self._instant(EXPIRES_AT) + timedelta(days=fields["days"]))
-                self.mail("progress", [self.case.requester], progress="extended")
-            case "revoke":
-                self.close(pex.REVOKED, fields)
-            case "withdraw":
-                self.close(pex.WITHDRAWN, fields)
-            case "reassign":
-                self.reassign(fields["assignee"])
-            case "comment":
-                pass
+    # ---- triage and the risk assessment ----------------------------------------------------
 
-    async def after_apply(
-        self, rule: ActionRule, actor: Actor, fields: dict[str, Any], event: EventIn
-    ) -> None:
-        if rule.name in ("approve", "extend"):
-            expiry = self._instant(EXPIRES_AT)
-            event.data[EXPIRES_AT] = expiry.isoformat()
-            notice_at = await self._notice_before(expiry)
-            # Unless it was revoked or extended again while the calendar was read.
-            if self.case.stage == pex.ACTIVE and self._instant(EXPIRES_AT) == expiry:
-                self.due_by(expiry, starts_at=notice_at)
+    @action("accept")
+    async def accept(self, act: Act) -> None:
+        self.move_to(pex.RISK_ASSESSMENT)
 
-    def clock_start(self, stage: str) -> str | None:
-        if stage == pex.ACTIVE:
-            # Not on approval: the clock starts with the expiry notice (`after_apply`).
-            return self.policy.stages[pex.ACTIVE].extra["expiry_notice"]
-        return None
+    @action("reject")
+    async def reject(self, act: Act) -> None:
+        self.close(pex.REJECTED, act.fields)
 
-    async def on_clock_start(self) -> None:
-        expiry = self._instant(EXPIRES_AT)
-        self.emit("expiry_notice", SYSTEM_ACTOR, {EXPIRES_AT: expiry.isoformat(), "policy": "5.2"})
+    @action("request_info")
+    async def request_info(self, act: Act) -> None:
+        self.ask_requester()
+
+    @action("provide_info")
+    async def provide_info(self, act: Act) -> None:
+        self.resume_after_answer()
+
+    @action("submit_assessment")
+    async def submit_assessment(self, act: Act) -> None:
+        self.case.parties["assessor"] = act.actor.email
+        self.move_to(pex.DECISION)
+
+    @action("withdraw")
+    async def withdraw(self, act: Act) -> None:
+        self.close(pex.WITHDRAWN, act.fields)
+
+    # ---- the decision (a SAC lead who did not assess it) and the exception in force ----------
+
+    @action("approve")
+    async def approve(self, act: Act) -> None:
+        now = workflow.now()
+        self.state.approved_at = now
+        self.state.extensions = 0
+        self.move_to(pex.ACTIVE)
+        self._expire_at(now + timedelta(days=self.case.details["duration_days"]))
+        self.mail("progress", [self.case.requester], progress="approved")
+        await self._give_notice(act)
+
+    @action("extend")
+    async def extend(self, act: Act) -> None:
+        self.state.extensions += 1
+        self._expire_at(self._expiry() + timedelta(days=act.fields["days"]))
+        self.mail("progress", [self.case.requester], progress="extended")
+        await self._give_notice(act)
+
+    @action("revoke")
+    async def revoke(self, act: Act) -> None:
+        self.close(pex.REVOKED, act.fields)
+
+    async def clock_started(self) -> None:
+        expiry = self._expiry()
+        self.emit(
+            "expiry_notice", SYSTEM_ACTOR, {"expires_at": expiry.isoformat(), "policy": "5.2"}
+        )
         self.mail(
             "action_needed",
             [self.case.requester],
@@ -125,26 +115,30 @@ class PolicyExceptionWorkflow(CaseWorkflow):
         )
         await self.commit()
 
-    async def on_due(self) -> bool:
-        if self.case.stage == pex.ACTIVE:
-            expiry = self._instant(EXPIRES_AT)
-            self.close(
-                pex.EXPIRED,
-                {"reason": f"it expired on {expiry:%Y-%m-%d}", "policy": "5.2"},
-            )
-            await self.commit()
-            return True
-        return await super().on_due()
+    def expire(self) -> None:
+        """The active stage fell due: the exception has expired."""
+        expiry = self._expiry()
+        self.close(pex.EXPIRED, {"reason": f"it expired on {expiry:%Y-%m-%d}", "policy": "5.2"})
 
     # ---- the expiry ------------------------------------------------------------------
 
-    def _instant(self, key: str) -> datetime:
-        return datetime.fromisoformat(self.state.extra[key])
+    def _expiry(self) -> datetime:
+        assert self.state.expires_at is not None
+        return self.state.expires_at
 
     def _expire_at(self, expiry: datetime) -> None:
-        """Due at `expiry`; its notice is set once the calendar is read (`after_apply`)."""
-        self.state.extra[EXPIRES_AT] = expiry.isoformat()
+        """Due at `expiry`; its notice is set once the calendar is read (`_give_notice`)."""
+        self.state.expires_at = expiry
         self.due_by(expiry)
+
+    async def _give_notice(self, act: Act) -> None:
+        """The clock starts with the requester's notice, `expiry_notice` before expiry."""
+        expiry = self._expiry()
+        act.event.data["expires_at"] = expiry.isoformat()
+        notice_at = await self._notice_before(expiry)
+        # Unless it was revoked or extended again while the calendar was read.
+        if self.case.stage == pex.ACTIVE and self.state.expires_at == expiry:
+            self.due_by(expiry, starts_at=notice_at)
 
     async def _notice_before(self, expiry: datetime) -> datetime:
         """When the requester is told: the policy's `expiry_notice` before `expiry`."""

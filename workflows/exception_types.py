@@ -5,17 +5,22 @@ Standard library only: the workflow, the service layer, the pages and the tests
 all read this module.
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations`: the state dataclasses below cross the Temporal
+# boundary, and the data converter evaluates string annotations on every decode.
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from workflows.common import CaseInput, CaseState
 from workflows.rules import (
+    AWAITING_INFO_STAGE,
     CONFLICT,
     INVALID,
+    QUEUE,
     ActionRule,
     CaseTypeRules,
     Field,
     Refusal,
+    Stage,
     ask_requester_actions,
     common_actions,
 )
@@ -28,7 +33,20 @@ RISK_ASSESSMENT = "risk_assessment"
 DECISION = "decision"
 ACTIVE = "active"
 
-STAGES = (TRIAGE, AWAITING_INFO, RISK_ASSESSMENT, DECISION, ACTIVE)
+# The process, stage by stage. The decision is the SAC leads' (their queue), whoever
+# triaged or assessed it; an active exception is its requester's, told before it expires.
+ROWS = (
+    # SAC accepts, rejects or asks the requester.
+    Stage(TRIAGE),
+    AWAITING_INFO_STAGE,
+    # A SAC officer assesses the risk and the compensating controls.
+    Stage(RISK_ASSESSMENT),
+    # A SAC lead who did not assess it approves or rejects (four eyes).
+    Stage(DECISION, owner=QUEUE, queue="sac_lead"),
+    # Until it expires: its clock starts with the expiry notice, and when due it expires.
+    Stage(ACTIVE, owner="party:requester", when_due="expire", clock_starts="expiry_notice"),
+)
+STAGES = tuple(row.name for row in ROWS)
 BEFORE_ACTIVE = frozenset({TRIAGE, AWAITING_INFO, RISK_ASSESSMENT, DECISION})
 
 # Outcomes of a closed policy exception.
@@ -43,19 +61,31 @@ RISK_RATINGS = ("low", "medium", "high")
 MAX_VALIDITY_DAYS = 365
 MAX_EXTENSIONS = 2
 
-# Who owns each stage: a party of the case, or None for the SAC queue. The decision is
-# the SAC leads' (`DECISION_QUEUE`), whoever triaged or assessed it; an active exception
-# is its requester's, who is told before it expires.
-STAGE_OWNER: dict[str, str | None] = {
-    TRIAGE: None,
-    AWAITING_INFO: "requester",
-    RISK_ASSESSMENT: None,
-    DECISION: None,
-    ACTIVE: "requester",
-}
-DECISION_QUEUE = "sac_lead"
-
 REASON = Field("reason")
+
+
+@dataclass
+class ExceptionState(CaseState):
+    """What a policy exception carries beside every case's state, once approved."""
+
+    approved_at: datetime | None = None
+    expires_at: datetime | None = None  # duration_days after approval, and extensions
+    extensions: int = 0
+
+    def adopt_legacy(self) -> None:
+        super().adopt_legacy()
+        for name in ("approved_at", "expires_at"):
+            text = self.extra.pop(name, None)
+            if text and getattr(self, name) is None:
+                setattr(self, name, datetime.fromisoformat(text))
+        self.extensions = self.extensions or self.extra.pop("extensions", 0)
+
+
+@dataclass
+class ExceptionInput(CaseInput):
+    state: ExceptionState | None = None
+
+
 # Four eyes: whoever assessed the risk does not decide, nor does the person who asked.
 DECIDERS_NOT = ("assessor", "requester")
 
@@ -63,7 +93,7 @@ RULES = CaseTypeRules(
     type=TYPE,
     prefix="PEX",
     team="sac",
-    stages=STAGES,
+    rows=ROWS,
     workflow="PolicyExceptionWorkflow",
     details=(
         Field("policy_section", max=20),

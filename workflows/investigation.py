@@ -20,37 +20,31 @@ from temporalio import workflow
 
 from workflows import investigation_types as abu
 from workflows import referral_types as dis
+from workflows.base import RECORD_TIMEOUT
 from workflows.common import (
     SYSTEM_ACTOR,
     Actor,
-    CaseInput,
     CaseSnapshot,
     EscalationTarget,
     EscalationTargetRequest,
-    EventIn,
 )
-from workflows.engine import RECORD_TIMEOUT, CaseWorkflow
+from workflows.engine import Act, CaseWorkflow, action
+from workflows.investigation_types import Conclusion, InvestigationInput, InvestigationState
+from workflows.registry import ESCALATION_TARGET_ACTIVITY
 from workflows.rules import CONFLICT, INVALID, ActionRule, Refusal, parties_from_details
-
-# In `CaseState.extra`: the investigator's conclusion, and counts of extensions and evidence.
-CONCLUSION = "conclusion"
-EXTENSIONS = "extensions"
-EVIDENCE = "evidence"
 
 
 @workflow.defn(name=abu.RULES.workflow)
-class AbuseInvestigationWorkflow(CaseWorkflow):
+class AbuseInvestigationWorkflow(CaseWorkflow[InvestigationState]):
     RULES = abu.RULES
-    STAGE_OWNER = abu.STAGE_OWNER
 
     @workflow.init
-    def __init__(self, inp: CaseInput) -> None:
-        super().__init__(inp)
+    def __init__(self, inp: InvestigationInput) -> None:
+        super().__init__(inp, inp.state or InvestigationState(case=inp.case))
         self._welfare: list[tuple[str, EscalationTarget]] = []
-        self._previous_perpetrator: Any = None
 
     @workflow.run
-    async def run(self, inp: CaseInput) -> CaseSnapshot:
+    async def run(self, inp: InvestigationInput) -> CaseSnapshot:
         if not self.state.opened_recorded:
             self._welfare = await self._targets_managers()
         return await self.run_case()
@@ -64,8 +58,8 @@ class AbuseInvestigationWorkflow(CaseWorkflow):
         found = await asyncio.gather(
             *(
                 workflow.execute_activity(
-                    "escalation_target",
-                    EscalationTargetRequest(level=1, owner=t, exclude=self.conflicted()),
+                    ESCALATION_TARGET_ACTIVITY,
+                    EscalationTargetRequest(level=1, owner=t, exclude=self.never_escalated_to()),
                     result_type=EscalationTarget,
                     start_to_close_timeout=RECORD_TIMEOUT,
                 )
@@ -74,7 +68,7 @@ class AbuseInvestigationWorkflow(CaseWorkflow):
         )
         return list(zip(targets, found, strict=True))
 
-    def on_open(self) -> None:
+    def opening(self) -> None:
         for target, manager in self._welfare:
             if manager.skipped:
                 self.emit(
@@ -96,18 +90,6 @@ class AbuseInvestigationWorkflow(CaseWorkflow):
             self.mail("welfare", [manager.email], recipient_name=manager.name, colleague=target)
         self._welfare = []
 
-    # ---- who ----------------------------------------------------------------------------
-
-    def queue_of(self, stage: str) -> str | None:
-        # Only a SIRT lead may close or reopen: only the leads are told a finding waits.
-        return "sirt_lead" if stage == abu.REVIEW else super().queue_of(stage)
-
-    def owner_of(self, stage: str) -> str | None:
-        if stage == abu.REVIEW:
-            # The SIRT queue, whose lead reviews: not the investigator whose finding it is.
-            return None
-        return super().owner_of(stage)
-
     # ---- actions ------------------------------------------------------------------------
 
     def check(self, rule: ActionRule, actor: Actor, fields: dict[str, Any]) -> None:
@@ -128,7 +110,7 @@ class AbuseInvestigationWorkflow(CaseWorkflow):
                     " the case first",
                     "email",
                 )
-        if rule.name == "extend" and self.state.extra.get(EXTENSIONS, 0) >= abu.MAX_EXTENSIONS:
+        if rule.name == "extend" and self.state.extensions >= abu.MAX_EXTENSIONS:
             raise Refusal(
                 CONFLICT, f"extend: at most {abu.MAX_EXTENSIONS} extensions per investigation"
             )
@@ -150,61 +132,72 @@ class AbuseInvestigationWorkflow(CaseWorkflow):
                     "refer",
                 )
 
-    def apply(self, rule: ActionRule, actor: Actor, fields: dict[str, Any]) -> None:
-        match rule.name:
-            case "assign":
-                self._hand_to(fields["investigator"])
-                self.move_to(abu.INVESTIGATION)
-            case "no_further_action":
-                self.close(abu.NO_FURTHER_ACTION, fields)
-            case "add_evidence":
-                self.state.extra[EVIDENCE] = self.state.extra.get(EVIDENCE, 0) + 1
-            case "identify_perpetrator":
-                self._identify(fields)
-            case "extend":
-                # The due time moves in `after_apply`: working days need the calendar.
-                self.state.extra[EXTENSIONS] = self.state.extra.get(EXTENSIONS, 0) + 1
-            case "conclude":
-                self.state.extra[CONCLUSION] = dict(fields)
-                self.case.parties["concluded_by"] = actor.email
-                self.move_to(abu.REVIEW)
-            case "close":
-                pass  # in `after_apply`: any referral is raised before the case closes
-            case "reopen":
-                self.move_to(abu.INVESTIGATION)
-            case "reassign":
-                self.reassign(fields["assignee"])
-                if self.case.stage != abu.TRIAGE:
-                    # The investigation changes hands: the new investigator carries it on.
-                    self._hand_to(fields["assignee"])
-                self.case.owner = self.owner_of(self.case.stage)
-            case "comment":
-                pass
+    # ---- triage ---------------------------------------------------------------------------
 
-    async def after_apply(
-        self, rule: ActionRule, actor: Actor, fields: dict[str, Any], event: EventIn
-    ) -> None:
-        match rule.name:
-            case "add_evidence":
-                event.data["item"] = self.state.extra[EVIDENCE]
-            case "identify_perpetrator":
-                event.data["previous"] = self._previous_perpetrator
-            case "extend":
-                event.data.update(await self._extend(fields["by"]))
-            case "close":
-                await self._close(actor, event)
+    @action("assign")
+    async def assign(self, act: Act) -> None:
+        self._hand_to(act.fields["investigator"])
+        self.move_to(abu.INVESTIGATION)
+
+    @action("no_further_action")
+    async def no_further_action(self, act: Act) -> None:
+        self.close(abu.NO_FURTHER_ACTION, act.fields)
+
+    # ---- the investigation ------------------------------------------------------------------
+
+    @action("add_evidence")
+    async def add_evidence(self, act: Act) -> None:
+        self.state.evidence += 1
+        act.event.data["item"] = self.state.evidence
+
+    @action("identify_perpetrator")
+    async def identify_perpetrator(self, act: Act) -> None:
+        """The details name the perpetrator found, and so do the parties: from now on they
+        see nothing of the case, act on nothing, and are mailed and escalated to never."""
+        previous = self.case.details.get("perpetrator")
+        self.case.details["perpetrator"] = dict(act.fields)
+        self.case.parties.pop("perpetrator", None)
+        self.case.parties.update(parties_from_details(abu.RULES, self.case.details))
+        act.event.data["previous"] = previous
+
+    @action("extend")
+    async def extend(self, act: Act) -> None:
+        self.state.extensions += 1
+        act.event.data.update(await self._extend(act.fields["by"]))
+
+    @action("conclude")
+    async def conclude(self, act: Act) -> None:
+        fields = act.fields
+        self.state.conclusion = Conclusion(
+            fields["finding"],
+            fields["summary"],
+            fields["refer"],
+            bool(fields.get("criminal_consideration")),
+        )
+        self.case.parties["concluded_by"] = act.actor.email
+        self.move_to(abu.REVIEW)
+
+    # ---- the review (a SIRT lead who did not investigate it) -------------------------------
+
+    @action("close")
+    async def close_case(self, act: Act) -> None:
+        await self._close(act)
+
+    @action("reopen")
+    async def reopen(self, act: Act) -> None:
+        self.move_to(abu.INVESTIGATION)
+
+    @action("reassign")
+    async def reassign_case(self, act: Act) -> None:
+        self.reassign(act.fields["assignee"])
+        if self.case.stage != abu.TRIAGE:
+            # The investigation changes hands: the new investigator carries it on.
+            self._hand_to(act.fields["assignee"])
+        self.case.owner = self.owner_of(self.case.stage)
 
     def _hand_to(self, investigator: str) -> None:
         self.case.parties["investigator"] = investigator
         self.case.parties["assignee"] = self.case.assignee = investigator
-
-    def _identify(self, fields: dict[str, Any]) -> None:
-        """The details name the perpetrator found, and so do the parties: from now on they
-        see nothing of the case, act on nothing, and are mailed and escalated to never."""
-        self._previous_perpetrator = self.case.details.get("perpetrator")
-        self.case.details["perpetrator"] = dict(fields)
-        self.case.parties.pop("perpetrator", None)
-        self.case.parties.update(parties_from_details(abu.RULES, self.case.details))
 
     def _employee_perpetrator(self) -> str | None:
         perpetrator = self.case.details.get("perpetrator") or {}
@@ -224,30 +217,31 @@ class AbuseInvestigationWorkflow(CaseWorkflow):
         if lead is not None and due - lead > workflow.now() and self.state.clock:
             self.state.clock.remind_at = due - lead
         return {
-            "extension": self.state.extra[EXTENSIONS],
+            "extension": self.state.extensions,
             "due_at_before": before.isoformat(),
             "due_at": due.isoformat(),
         }
 
-    async def _close(self, actor: Actor, event: EventIn) -> None:
-        conclusion: dict[str, Any] = self.state.extra[CONCLUSION]
-        finding = conclusion["finding"]
-        data: dict[str, Any] = {"finding": finding}
+    async def _close(self, act: Act) -> None:
+        """Close with the finding, raising the referral first when it is referred (6.2)."""
+        conclusion = self.state.conclusion
+        assert conclusion is not None
+        data: dict[str, Any] = {"finding": conclusion.finding}
         subject = self._employee_perpetrator()
-        if conclusion["refer"] and finding == abu.SUBSTANTIATED and subject:
+        if conclusion.refer and conclusion.finding == abu.SUBSTANTIATED and subject:
             referral = await self.open_linked(
                 dis.RULES,
-                requester=actor.email,
+                requester=act.actor.email,
                 details={
                     "subject": subject,
-                    "breach": conclusion["summary"],
+                    "breach": conclusion.summary,
                     "policy_sections": abu.policy_sections(self.case.details.get("category", "")),
                     "source_case": self.case.id,
-                    "criminal_consideration": bool(conclusion.get("criminal_consideration")),
+                    "criminal_consideration": conclusion.criminal_consideration,
                 },
-                parties={"requester": actor.email, "subject": subject},
+                parties={"requester": act.actor.email, "subject": subject},
                 relation="referral",
                 back_relation="investigation",
             )
-            event.data["referral"] = data["referral"] = referral
-        self.close(finding, data)
+            act.event.data["referral"] = data["referral"] = referral
+        self.close(conclusion.finding, data)

@@ -8,18 +8,22 @@ Standard library only: the workflow, the service layer, the pages and the tests
 all read this module.
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations`: the state dataclasses below cross the Temporal
+# boundary, and the data converter evaluates string annotations on every decode.
 import re
+from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
+from workflows.common import CaseInput, CaseState
 from workflows.rules import (
     INVALID,
+    QUEUE,
     ActionRule,
     CaseTypeRules,
     Field,
     Refusal,
+    Stage,
     clean_fields,
     common_actions,
 )
@@ -30,7 +34,17 @@ TRIAGE = "triage"
 INVESTIGATION = "investigation"
 REVIEW = "review"
 
-STAGES = (TRIAGE, INVESTIGATION, REVIEW)
+# The process, stage by stage.
+ROWS = (
+    # SIRT assigns an investigator, or records no further action.
+    Stage(TRIAGE),
+    # The investigator gathers evidence and concludes.
+    Stage(INVESTIGATION, owner="party:investigator"),
+    # A SIRT lead other than the investigator closes or reopens: the leads' queue, not
+    # the investigator whose finding it is.
+    Stage(REVIEW, owner=QUEUE, queue="sirt_lead"),
+)
+STAGES = tuple(row.name for row in ROWS)
 
 # Outcomes of a closed investigation: no further action, or the finding.
 NO_FURTHER_ACTION = "no_further_action"
@@ -56,15 +70,46 @@ PERPETRATOR_KINDS = (EMPLOYEE, "external", "unknown")
 MAX_EXTENSIONS = 2
 SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 
-# Who owns each stage: a party of the case, or None for the SIRT queue (whose lead
-# reviews: the workflow keeps the review with the queue, not the investigator).
-STAGE_OWNER: dict[str, str | None] = {
-    TRIAGE: None,
-    INVESTIGATION: "investigator",
-    REVIEW: None,
-}
-
 REASON = Field("reason")
+
+
+@dataclass
+class Conclusion:
+    """The investigator's conclusion (`conclude`), which the review closes or reopens."""
+
+    finding: str
+    summary: str
+    refer: bool
+    criminal_consideration: bool = False
+
+
+@dataclass
+class InvestigationState(CaseState):
+    """What an investigation carries beside every case's state."""
+
+    conclusion: Conclusion | None = None
+    extensions: int = 0
+    evidence: int = 0  # items added, numbered in their events
+
+    def adopt_legacy(self) -> None:
+        super().adopt_legacy()
+        concluded = self.extra.pop("conclusion", None)
+        if concluded and self.conclusion is None:
+            self.conclusion = Conclusion(
+                concluded["finding"],
+                concluded["summary"],
+                concluded["refer"],
+                bool(concluded.get("criminal_consideration")),
+            )
+        self.extensions = self.extensions or self.extra.pop("extensions", 0)
+        self.evidence = self.evidence or self.extra.pop("evidence", 0)
+
+
+@dataclass
+class InvestigationInput(CaseInput):
+    state: InvestigationState | None = None
+
+
 PERPETRATOR = (
     Field("kind", "choice", choices=PERPETRATOR_KINDS),
     Field("email", "email", required=False),
@@ -75,7 +120,7 @@ RULES = CaseTypeRules(
     type=TYPE,
     prefix="ABU",
     team="sirt",
-    stages=STAGES,
+    rows=ROWS,
     workflow="AbuseInvestigationWorkflow",
     confidential=True,
     full_viewers=(
@@ -89,7 +134,7 @@ RULES = CaseTypeRules(
     # Whoever the details name as perpetrator is a party: never escalated to, never told.
     detail_parties=(("perpetrator", "perpetrator.email"),),
     # Whatever their role (a perpetrator in SIRT), never more than a reporter's outline.
-    conflicted=("perpetrator",),
+    parties_in_conflict=("perpetrator",),
     details=(
         Field("category", "choice", choices=CATEGORIES, policy="4.1"),
         Field("platform", max=100),
@@ -131,7 +176,7 @@ RULES = CaseTypeRules(
             label="Add evidence",
         ),
         # Found during the investigation: the perpetrator the report could not name (or
-        # named wrongly). From then on they are the conflicted party (`conflicted`).
+        # named wrongly). From then on they are the party in conflict.
         ActionRule(
             "identify_perpetrator",
             frozenset({INVESTIGATION}),

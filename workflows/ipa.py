@@ -21,11 +21,11 @@ from temporalio.exceptions import ApplicationError
 
 from workflows import exception_types as pex
 from workflows import ipa_types as ipa
+from workflows.base import RECORD_TIMEOUT
 from workflows.common import (
     CLOSED,
     SYSTEM_ACTOR,
     Actor,
-    CaseInput,
     CaseRead,
     CaseReadRequest,
     CaseSnapshot,
@@ -33,30 +33,28 @@ from workflows.common import (
     Link,
     LinkedCaseNews,
 )
-from workflows.engine import RECORD_TIMEOUT, CaseWorkflow
-from workflows.registry import FOLLOW_SIGNAL
+from workflows.engine import Act, CaseWorkflow, action
+from workflows.ipa_types import IpaInput, IpaState
+from workflows.registry import FOLLOW_SIGNAL, READ_CASE_ACTIVITY
 from workflows.rules import CONFLICT, ActionRule, Refusal
 
-# The policy exception an IPA on a personal device waits on, in `CaseState.extra`.
-EXCEPTION_CASE = "exception_case"
 # The patch under which an approval raises or follows that exception (README, "Changing
 # a workflow safely"): cases approved before it replay the old path, which only waits.
 COVER_WITH_AN_EXCEPTION = "ipa-cover-with-an-exception"
 
 
 @workflow.defn(name=ipa.RULES.workflow)
-class IpaApprovalWorkflow(CaseWorkflow):
+class IpaApprovalWorkflow(CaseWorkflow[IpaState]):
     RULES = ipa.RULES
-    STAGE_OWNER = ipa.STAGE_OWNER
 
     @workflow.init
-    def __init__(self, inp: CaseInput) -> None:
-        super().__init__(inp)
+    def __init__(self, inp: IpaInput) -> None:
+        super().__init__(inp, inp.state or IpaState(case=inp.case))
         # While an approval reads or raises its policy exception: nothing else meanwhile.
         self._covering = False
 
     @workflow.run
-    async def run(self, inp: CaseInput) -> CaseSnapshot:
+    async def run(self, inp: IpaInput) -> CaseSnapshot:
         return await self.run_case()
 
     def first_stage(self) -> str:
@@ -69,57 +67,52 @@ class IpaApprovalWorkflow(CaseWorkflow):
         if self._covering:
             raise Refusal(CONFLICT, "case: its policy exception is being raised, try again")
 
-    def apply(self, rule: ActionRule, actor: Actor, fields: dict[str, Any]) -> None:
-        match rule.name:
-            case "endorse":
-                self.move_to(ipa.SAC_REVIEW)
-                self.mail("progress", [self.case.requester], progress="endorsed")
-            case "decline":
-                self.close(ipa.DECLINED, fields)
-            case "approve":
-                # A personal device needs an approved policy exception (5.1): `after_apply`.
-                if self.case.details.get("device") == "personal":
-                    self._covering = True
-                else:
-                    self._activate()
-            case "reject":
-                self.close(ipa.REJECTED, fields)
-            case "request_info":
-                self.ask_requester()
-            case "provide_info":
-                self.resume_after_answer()
-            case "attest":
-                self.move_to(ipa.ACTIVE)
-                self.state.extra["last_attested_at"] = workflow.now().isoformat()
-                self._roll_over = True  # a fresh run per year keeps the history short
-            case "revoke":
-                self.close(ipa.REVOKED, fields)
-            case "retire":
-                self.close(ipa.RETIRED, fields)
-            case "withdraw":
-                self.close(ipa.WITHDRAWN, fields)
-            case "reassign":
-                self.reassign(fields["assignee"])
-            case "comment":
-                pass
+    # ---- the manager endorses (5.1) ----------------------------------------------------
 
-    def _activate(self) -> None:
-        self.move_to(ipa.ACTIVE)
-        self.mail("progress", [self.case.requester], progress="approved")
+    @action("endorse")
+    async def endorse(self, act: Act) -> None:
+        self.move_to(ipa.SAC_REVIEW)
+        self.mail("progress", [self.case.requester], progress="endorsed")
 
-    async def after_apply(
-        self, rule: ActionRule, actor: Actor, fields: dict[str, Any], event: EventIn
-    ) -> None:
-        if not self._covering:
+    @action("decline")
+    async def decline(self, act: Act) -> None:
+        self.close(ipa.DECLINED, act.fields)
+
+    # ---- the Security Advice Centre reviews ----------------------------------------------
+
+    @action("approve")
+    async def approve(self, act: Act) -> None:
+        # A personal device needs an approved policy exception (5.1).
+        if self.case.details.get("device") != "personal":
+            self._activate()
             return
+        self._covering = True
         try:
             if workflow.patched(COVER_WITH_AN_EXCEPTION):
-                await self._cover_with_an_exception(event)
+                await self._cover_with_an_exception(act.event)
             else:  # approved before IPAs raised their exception: waits as it did then
                 self.move_to(ipa.AWAITING_EXCEPTION)
                 self.mail("progress", [self.case.requester], progress="waiting for an exception")
         finally:
             self._covering = False
+
+    @action("reject")
+    async def reject(self, act: Act) -> None:
+        self.close(ipa.REJECTED, act.fields)
+
+    @action("request_info")
+    async def request_info(self, act: Act) -> None:
+        self.ask_requester()
+
+    @action("provide_info")
+    async def provide_info(self, act: Act) -> None:
+        self.resume_after_answer()
+
+    @action("withdraw")
+    async def withdraw(self, act: Act) -> None:
+        self.close(ipa.WITHDRAWN, act.fields)
+
+    # ---- a personal device: waiting on a policy exception (5.1) ---------------------------
 
     async def _cover_with_an_exception(self, event: EventIn) -> None:
         """Policy 5.1: wait on a policy exception, the one the details name if it may
@@ -138,7 +131,7 @@ class IpaApprovalWorkflow(CaseWorkflow):
             )
         else:
             exception_id = exception.id
-        self.state.extra[EXCEPTION_CASE] = event.data[EXCEPTION_CASE] = exception_id
+        self.state.exception_case = event.data["exception_case"] = exception_id
         if exception is not None and exception.stage == pex.ACTIVE:
             self._activate()
         else:
@@ -149,7 +142,7 @@ class IpaApprovalWorkflow(CaseWorkflow):
         """The exception the details name, now followed, if it may cover this IPA; else
         None, with the reason noted on the approval's event."""
         read: CaseRead = await workflow.execute_activity(
-            "read_case",
+            READ_CASE_ACTIVITY,
             CaseReadRequest(name),
             result_type=CaseRead,
             start_to_close_timeout=RECORD_TIMEOUT,
@@ -168,8 +161,8 @@ class IpaApprovalWorkflow(CaseWorkflow):
         self.emit("linked", SYSTEM_ACTOR, {"case": name, "relation": ipa.EXCEPTION})
         return read.case
 
-    def on_linked_change(self, news: LinkedCaseNews) -> None:
-        if news.case_id != self.state.extra.get(EXCEPTION_CASE):
+    def linked_case_moved(self, news: LinkedCaseNews) -> None:
+        if news.case_id != self.state.exception_case:
             return
         if self.case.stage == ipa.AWAITING_EXCEPTION and news.stage == pex.ACTIVE:
             self._activate()
@@ -181,12 +174,27 @@ class IpaApprovalWorkflow(CaseWorkflow):
             reason = ipa.exception_ended(news.case_id, news.outcome)
             self.close(ipa.REVOKED, {"reason": reason, "policy": "5.1"})
 
-    def clock_start(self, stage: str) -> str | None:
-        if stage == ipa.ACTIVE:
-            return self.policy.stages[ipa.ACTIVE].extra["attest_every"]
-        return None
+    # ---- the account in use: a yearly attestation (3.2) -----------------------------------
 
-    async def on_clock_start(self) -> None:
+    def _activate(self) -> None:
+        self.move_to(ipa.ACTIVE)
+        self.mail("progress", [self.case.requester], progress="approved")
+
+    async def clock_started(self) -> None:
         self.emit("attestation_requested", SYSTEM_ACTOR, {"policy": "3.2"})
         self.mail("attestation_due", [self.case.requester])
         await self.commit()
+
+    @action("attest")
+    async def attest(self, act: Act) -> None:
+        self.move_to(ipa.ACTIVE)
+        self.state.last_attested_at = workflow.now()
+        self._roll_over = True  # a fresh run per year keeps the history short
+
+    @action("revoke")
+    async def revoke(self, act: Act) -> None:
+        self.close(ipa.REVOKED, act.fields)
+
+    @action("retire")
+    async def retire(self, act: Act) -> None:
+        self.close(ipa.RETIRED, act.fields)

@@ -5,18 +5,22 @@ Standard library only: the workflow, the service layer, the pages and the tests
 all read this module.
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations`: the state dataclasses below cross the Temporal
+# boundary, and the data converter evaluates string annotations on every decode.
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from workflows import exception_types as pex
-from workflows.common import OPEN, CaseSnapshot
+from workflows.common import OPEN, CaseInput, CaseSnapshot, CaseState
 from workflows.rules import (
+    AWAITING_INFO_STAGE,
     INVALID,
     ActionRule,
     CaseTypeRules,
     Field,
     Refusal,
+    Stage,
     ask_requester_actions,
     common_actions,
 )
@@ -29,7 +33,21 @@ AWAITING_INFO = "awaiting_info"
 AWAITING_EXCEPTION = "awaiting_exception"
 ACTIVE = "active"
 
-STAGES = (MANAGER_ENDORSEMENT, SAC_REVIEW, AWAITING_INFO, AWAITING_EXCEPTION, ACTIVE)
+# The process, stage by stage: whom each waits on (a party of the case, or whoever SAC
+# assigns, else the SAC queue) and what its clock does.
+ROWS = (
+    # The requester's line manager endorses or declines (5.1).
+    Stage(MANAGER_ENDORSEMENT, owner="party:requester_manager"),
+    # The Security Advice Centre approves, rejects or asks the requester.
+    Stage(SAC_REVIEW),
+    # The requester answers SAC's question; unanswered, the request lapses.
+    AWAITING_INFO_STAGE,
+    # A personal device (5.1): follows its policy exception, chased under that case's SLAs.
+    Stage(AWAITING_EXCEPTION),
+    # The account in use: its holder attests once a year (3.2), chased like any stage.
+    Stage(ACTIVE, owner="party:requester", clock_starts="attest_every"),
+)
+STAGES = tuple(row.name for row in ROWS)
 BEFORE_ACTIVE = frozenset({MANAGER_ENDORSEMENT, SAC_REVIEW, AWAITING_INFO, AWAITING_EXCEPTION})
 
 # Outcomes of a closed IPA case.
@@ -47,22 +65,36 @@ EXCEPTION_FOR = "exception_for"
 ACCOUNT_KINDS = ("individual_professional", "official", "linkedin", "personal", "trade_union")
 DEVICES = ("dwp_managed", "personal")
 
-# Who owns each stage: a party of the case, or None for the SAC queue.
-STAGE_OWNER: dict[str, str | None] = {
-    MANAGER_ENDORSEMENT: "requester_manager",
-    SAC_REVIEW: None,
-    AWAITING_INFO: "requester",
-    AWAITING_EXCEPTION: None,
-    ACTIVE: "requester",
-}
-
 REASON = Field("reason")
+
+
+@dataclass
+class IpaState(CaseState):
+    """What an IPA carries beside every case's state, across continue-as-new."""
+
+    # The policy exception an account on a personal device waits on, or runs under (5.1).
+    exception_case: str | None = None
+    # When the holder last attested (3.2).
+    last_attested_at: datetime | None = None
+
+    def adopt_legacy(self) -> None:
+        super().adopt_legacy()
+        self.exception_case = self.exception_case or self.extra.pop("exception_case", None)
+        attested = self.extra.pop("last_attested_at", None)
+        if attested and self.last_attested_at is None:
+            self.last_attested_at = datetime.fromisoformat(attested)
+
+
+@dataclass
+class IpaInput(CaseInput):
+    state: IpaState | None = None
+
 
 RULES = CaseTypeRules(
     type=TYPE,
     prefix="IPA",
     team="sac",
-    stages=STAGES,
+    rows=ROWS,
     workflow="IpaApprovalWorkflow",
     details=(
         Field("account_kind", "choice", choices=ACCOUNT_KINDS, policy="5.1"),

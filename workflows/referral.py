@@ -15,26 +15,24 @@ from typing import Any
 from temporalio import workflow
 
 from workflows import referral_types as dis
-from workflows.common import SYSTEM_ACTOR, Actor, CaseInput, CaseSnapshot
-from workflows.engine import CaseWorkflow
+from workflows.common import SYSTEM_ACTOR, Actor, CaseSnapshot
+from workflows.engine import Act, CaseWorkflow, action
 from workflows.localtime import end_of_local_date, local_date
+from workflows.referral_types import ReferralInput, ReferralState
 from workflows.rules import INVALID, ActionRule, Refusal, parties_from_details
 
-# Where the hearing's outcome waits (in `CaseState.extra`) while it may be appealed.
-RECORDED = "recorded_outcome"
 # A referral an investigation raised is not mailed to its requester, the SIRT lead who
 # closed the investigation: they may not see it (API.md), and a link to it would 404.
 RAISER_NOT_MAILED = "referral-raiser-not-mailed"
 
 
 @workflow.defn(name=dis.RULES.workflow)
-class DisciplinaryReferralWorkflow(CaseWorkflow):
+class DisciplinaryReferralWorkflow(CaseWorkflow[ReferralState]):
     RULES = dis.RULES
-    STAGE_OWNER = dis.STAGE_OWNER
 
     @workflow.init
-    def __init__(self, inp: CaseInput) -> None:
-        super().__init__(inp)
+    def __init__(self, inp: ReferralInput) -> None:
+        super().__init__(inp, inp.state or ReferralState(case=inp.case))
         # However it was raised (HR, or an investigation), the details name the subject,
         # and what is said of them is never mailed.
         for party, email in parties_from_details(dis.RULES, self.case.details).items():
@@ -42,10 +40,10 @@ class DisciplinaryReferralWorkflow(CaseWorkflow):
         self.case.confidential = True
 
     @workflow.run
-    async def run(self, inp: CaseInput) -> CaseSnapshot:
+    async def run(self, inp: ReferralInput) -> CaseSnapshot:
         return await self.run_case()
 
-    def on_open(self) -> None:
+    def opening(self) -> None:
         if self.case.details.get("criminal_consideration"):
             # Policy 6.2: disciplinary action "as well as consideration of a criminal
             # prosecution if appropriate": on the record from the start, for HR to act on.
@@ -60,16 +58,6 @@ class DisciplinaryReferralWorkflow(CaseWorkflow):
             to = [t for t in to if t != requester]
         super().mail(kind, to, team=team, **context)
 
-    def owner_of(self, stage: str) -> str | None:
-        if stage == dis.APPEAL:
-            # The HR queue, whose lead decides: not the caseworker whose hearing it was.
-            return None
-        return super().owner_of(stage)
-
-    def queue_of(self, stage: str) -> str | None:
-        # Only an HR lead may decide an appeal: only they are told of one.
-        return "hr_lead" if stage == dis.APPEAL else super().queue_of(stage)
-
     def check(self, rule: ActionRule, actor: Actor, fields: dict[str, Any]) -> None:
         subject = self.case.parties.get("subject")
         for name in ("caseworker", "assignee"):
@@ -82,55 +70,64 @@ class DisciplinaryReferralWorkflow(CaseWorkflow):
         if on and date.fromisoformat(on) < local_date(workflow.now(), self.policy.timezone):
             raise Refusal(INVALID, "on: the hearing cannot be in the past", "on")
 
-    def apply(self, rule: ActionRule, actor: Actor, fields: dict[str, Any]) -> None:
-        match rule.name:
-            case "accept":
-                self._hand_to(fields["caseworker"])
-                self.move_to(dis.HEARING)
-            case "no_case_to_answer":
-                self.close(dis.NO_CASE_TO_ANSWER, fields)
-            case "schedule_hearing":
-                self.due_by(self._end_of(date.fromisoformat(fields["on"])))
-            case "record_outcome":
-                self._record_outcome(fields["outcome"], fields)
-            case "appeal":
-                self.move_to(dis.APPEAL)
-            case "decide_appeal":
-                if fields["upheld"]:
-                    self.close(dis.OVERTURNED, {"reason": fields["reason"], "appeal": "upheld"})
-                else:
-                    self.close(
-                        self._recorded(), {"reason": fields["reason"], "appeal": "dismissed"}
-                    )
-            case "reassign":
-                self.reassign(fields["assignee"])
-                if self.case.stage in (dis.HEARING, dis.APPEAL_WINDOW):
-                    # The case changes hands: the new caseworker hears it.
-                    self._hand_to(fields["assignee"])
-                    self.case.owner = self.owner_of(self.case.stage)
-            case "comment":
-                pass
+    # ---- HR's review ------------------------------------------------------------------------
 
-    async def on_due(self) -> bool:
-        if self.case.stage == dis.APPEAL_WINDOW:
-            self.close(self._recorded(), {"reason": "the appeal window ended without an appeal"})
-            await self.commit()
-            return True
-        return await super().on_due()
+    @action("accept")
+    async def accept(self, act: Act) -> None:
+        self._hand_to(act.fields["caseworker"])
+        self.move_to(dis.HEARING)
 
-    def _hand_to(self, caseworker: str) -> None:
-        self.case.parties["caseworker"] = caseworker
-        self.case.parties["assignee"] = self.case.assignee = caseworker
+    @action("no_case_to_answer")
+    async def no_case_to_answer(self, act: Act) -> None:
+        self.close(dis.NO_CASE_TO_ANSWER, act.fields)
 
-    def _record_outcome(self, outcome: str, fields: dict[str, Any]) -> None:
+    # ---- the hearing ------------------------------------------------------------------------
+
+    @action("schedule_hearing")
+    async def schedule_hearing(self, act: Act) -> None:
+        self.due_by(self._end_of(date.fromisoformat(act.fields["on"])))
+
+    @action("record_outcome")
+    async def record_outcome(self, act: Act) -> None:
+        outcome = act.fields["outcome"]
         if outcome == dis.NO_ACTION:
-            self.close(dis.NO_ACTION, fields)
+            self.close(dis.NO_ACTION, act.fields)
             return
-        self.state.extra[RECORDED] = outcome
+        self.state.recorded_outcome = outcome
         # Shown while it may be appealed: it is what the subject (who sees only the
         # outline) would appeal against. Final when the window ends or the appeal fails.
         self.case.outcome = outcome
         self.move_to(dis.APPEAL_WINDOW)
+
+    # ---- the appeal window and the appeal ---------------------------------------------------
+
+    @action("appeal")
+    async def appeal(self, act: Act) -> None:
+        self.move_to(dis.APPEAL)
+
+    def close_the_appeal_window(self) -> None:
+        """The appeal window fell due with no appeal: the recorded outcome stands."""
+        self.close(self._recorded(), {"reason": "the appeal window ended without an appeal"})
+
+    @action("decide_appeal")
+    async def decide_appeal(self, act: Act) -> None:
+        reason = act.fields["reason"]
+        if act.fields["upheld"]:
+            self.close(dis.OVERTURNED, {"reason": reason, "appeal": "upheld"})
+        else:
+            self.close(self._recorded(), {"reason": reason, "appeal": "dismissed"})
+
+    @action("reassign")
+    async def reassign_case(self, act: Act) -> None:
+        self.reassign(act.fields["assignee"])
+        if self.case.stage in (dis.HEARING, dis.APPEAL_WINDOW):
+            # The case changes hands: the new caseworker hears it.
+            self._hand_to(act.fields["assignee"])
+            self.case.owner = self.owner_of(self.case.stage)
+
+    def _hand_to(self, caseworker: str) -> None:
+        self.case.parties["caseworker"] = caseworker
+        self.case.parties["assignee"] = self.case.assignee = caseworker
 
     def _end_of(self, day: date) -> datetime:
         """The hearing is due by the end of its day, the staff's midnight (UTC's, in a run
@@ -140,4 +137,5 @@ class DisciplinaryReferralWorkflow(CaseWorkflow):
         return datetime.combine(day + timedelta(days=1), time.min, tzinfo=UTC)
 
     def _recorded(self) -> str:
-        return str(self.state.extra[RECORDED])
+        assert self.state.recorded_outcome is not None
+        return self.state.recorded_outcome

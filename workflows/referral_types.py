@@ -8,17 +8,20 @@ Standard library only: the workflow, the service layer, the pages and the tests
 all read this module.
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations`: the state dataclasses below cross the Temporal
+# boundary, and the data converter evaluates string annotations on every decode.
+from dataclasses import dataclass
 from typing import Any
 
-from workflows.common import Actor
+from workflows.common import Actor, CaseInput, CaseState
 from workflows.rules import (
     FORBIDDEN,
+    QUEUE,
     ActionRule,
     CaseTypeRules,
     Field,
     Refusal,
+    Stage,
     common_actions,
 )
 
@@ -29,7 +32,19 @@ HEARING = "hearing"
 APPEAL_WINDOW = "appeal_window"
 APPEAL = "appeal"
 
-STAGES = (HR_REVIEW, HEARING, APPEAL_WINDOW, APPEAL)
+# The process, stage by stage. The appeal window waits on the subject, who is never
+# mailed (a conflict of interest): nobody is chased, and when it ends the case closes by
+# itself with the outcome recorded at the hearing.
+ROWS = (
+    # HR accepts it (naming a caseworker) or finds no case to answer.
+    Stage(HR_REVIEW),
+    # The caseworker holds the hearing and records its outcome.
+    Stage(HEARING, owner="party:caseworker"),
+    Stage(APPEAL_WINDOW, owner="party:subject", when_due="close_the_appeal_window"),
+    # An HR lead decides the appeal: the leads' queue, not the caseworker who heard it.
+    Stage(APPEAL, owner=QUEUE, queue="hr_lead"),
+)
+STAGES = tuple(row.name for row in ROWS)
 
 # Outcomes of a hearing (`record_outcome`), and so of a closed referral.
 NO_ACTION = "no_action"
@@ -42,28 +57,36 @@ HEARING_OUTCOMES = (NO_ACTION, FIRST_WRITTEN_WARNING, FINAL_WRITTEN_WARNING, DIS
 NO_CASE_TO_ANSWER = "no_case_to_answer"
 OVERTURNED = "overturned"
 
-# Who owns each stage: a party of the case, or None for a queue (HR's; an appeal's is
-# its leads', see the workflow's `queue_of`). The appeal window waits on the subject,
-# who is never mailed (a conflict of interest): nobody is chased, and when it ends the
-# case closes by itself.
-STAGE_OWNER: dict[str, str | None] = {
-    HR_REVIEW: None,
-    HEARING: "caseworker",
-    APPEAL_WINDOW: "subject",
-    APPEAL: None,
-}
-
 # Who may open a referral directly: HR runs referrals (DESIGN). An investigation
 # raises its own, as a linked case, without asking anyone.
 OPENED_BY = frozenset({"hr", "hr_lead"})
 
 REASON = Field("reason")
 
+
+@dataclass
+class ReferralState(CaseState):
+    """What a referral carries beside every case's state."""
+
+    # The hearing's outcome while it may be appealed: final when the window ends or the
+    # appeal fails.
+    recorded_outcome: str | None = None
+
+    def adopt_legacy(self) -> None:
+        super().adopt_legacy()
+        self.recorded_outcome = self.recorded_outcome or self.extra.pop("recorded_outcome", None)
+
+
+@dataclass
+class ReferralInput(CaseInput):
+    state: ReferralState | None = None
+
+
 RULES = CaseTypeRules(
     type=TYPE,
     prefix="DIS",
     team="hr",
-    stages=STAGES,
+    rows=ROWS,
     workflow="DisciplinaryReferralWorkflow",
     confidential=True,
     full_viewers=("role:hr", "role:hr_lead", "party:caseworker", "role:auditor", "role:admin"),
@@ -71,7 +94,7 @@ RULES = CaseTypeRules(
     detail_parties=(("subject", "subject"),),
     # The subject takes no action on their own referral but `appeal` (`party:subject`),
     # and sees only its outline, whatever roles they hold (HR included).
-    conflicted=("subject",),
+    parties_in_conflict=("subject",),
     details=(
         Field("subject", "email", policy="6.2"),
         Field("breach"),

@@ -24,3 +24,12 @@ FOLLOW_SIGNAL = "follow_case"
 # A new policy file reaches an open case: re-plan its clock (update), or preview (query).
 POLICY_UPDATE = "policy_changed"
 POLICY_PREVIEW_QUERY = "policy_preview"
+
+# The activities a case workflow calls, by name (the worker registers them under these).
+RECORD_ACTIVITY = "record"  # events and the case row, in one transaction
+SEND_MAIL_ACTIVITY = "send_mail"
+TEAM_MEMBERS_ACTIVITY = "team_members"
+ESCALATION_TARGET_ACTIVITY = "escalation_target"
+OFFSETS_ACTIVITY = "offsets"  # working days, on the policy's calendar (a local activity)
+PREPARE_LINKED_CASE_ACTIVITY = "prepare_linked_case"
+READ_CASE_ACTIVITY = "read_case"

@@ -69,12 +69,47 @@ class ActionRule:
     label: str = ""
 
 
+# What a stage's owner is (`Stage.owner`) when no party of the case owns it.
+ASSIGNEE = "assignee"  # whoever the case is assigned to, else the team's queue
+QUEUE = "queue"  # always the queue: a decision for the team's leads, whoever is assigned
+# What happens when a stage falls due (`Stage.when_due`), unless it ends itself then.
+ESCALATE = "escalate"
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One row of a case type's process: whom the stage waits on, which queue is told,
+    when its clock starts and what happens when it falls due."""
+
+    name: str
+    # `party:<name>` (the person the case names so: `party:requester_manager`), ASSIGNEE,
+    # or QUEUE.
+    owner: str = ASSIGNEE
+    # The queue told while the stage waits on one: a team (`sac`) or its leads
+    # (`sac_lead`); None is the case type's team. Escalations go to the team's lead.
+    queue: str | None = None
+    # ESCALATE (the owner's line manager, a queue's lead, then one level up each period),
+    # or the name of the workflow's method that ends the stage instead (a question
+    # unanswered lapses, an appeal window closes, an exception expires).
+    when_due: str = ESCALATE
+    # The policy file's key (of this stage's section) whose duration after the stage
+    # starts its clock starts (`attest_every`), or that an action counts back from the
+    # due time it sets (`expiry_notice`); None: the clock starts with the stage.
+    clock_starts: str | None = None
+
+    @property
+    def party(self) -> str | None:
+        """The party who owns the stage (`requester_manager`), if a party does."""
+        kind, _, name = self.owner.partition(":")
+        return name if kind == "party" else None
+
+
 @dataclass(frozen=True)
 class CaseTypeRules:
     type: str
     prefix: str
     team: str  # the team whose queue holds the case and whose lead is escalated to first
-    stages: tuple[str, ...]
+    rows: tuple[Stage, ...]  # the stages, in order
     actions: tuple[ActionRule, ...]
     details: tuple[Field, ...]
     confidential: bool = False
@@ -87,18 +122,27 @@ class CaseTypeRules:
     # ("subject", "subject") or ("perpetrator", "perpetrator.email").
     detail_parties: tuple[tuple[str, str], ...] = ()
     # Parties to the matter itself (an investigation's alleged perpetrator, a referral's
-    # subject): whatever roles they hold, they never see the case whole, and take no
-    # action but one the table gives their party by name (`party:subject` appeals).
-    # Where they are also a partial viewer (a perpetrator who reported), the outline.
-    conflicted: tuple[str, ...] = ()
+    # subject): whatever roles they hold, they never see the case whole, are never
+    # mailed or escalated to, and take no action but one the table gives their party by
+    # name (`party:subject` appeals). Where they are also a partial viewer (a
+    # perpetrator who reported), the outline.
+    parties_in_conflict: tuple[str, ...] = ()
     workflow: str = ""
+    stages: tuple[str, ...] = field(init=False)  # the rows' names, in order
     by_name: dict[str, ActionRule] = field(default_factory=dict, compare=False, hash=False)
+    _rows: dict[str, Stage] = field(default_factory=dict, compare=False, hash=False)
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "stages", tuple(row.name for row in self.rows))
+        self._rows.update((row.name, row) for row in self.rows)
         # One name may have a rule per stage (a policy exception is rejected by a SAC
         # officer at triage, by a SAC lead at decision): `by_name` keeps the first.
         for a in self.actions:
             self.by_name.setdefault(a.name, a)
+
+    def stage(self, name: str) -> Stage:
+        """The row of stage `name`; KeyError for a stage the type does not have."""
+        return self._rows[name]
 
     def action(self, name: str, stage: str | None = None) -> ActionRule:
         """The rule for `name`: where the name has a rule per stage, the one for `stage`."""
@@ -142,6 +186,11 @@ def parties_from_details(rules: CaseTypeRules, details: dict[str, Any]) -> dict[
     return found
 
 
+# Waiting on the requester's answer (`ask_requester_actions`): the clock stops, and a
+# question never answered lets the case lapse (`CaseWorkflow.lapse`).
+AWAITING_INFO_STAGE = Stage("awaiting_info", owner="party:requester", when_due="lapse")
+
+
 def ask_requester_actions(asking: frozenset[str], who: tuple[str, ...]) -> tuple[ActionRule, ...]:
     """`request_info` where a stage asks, `provide_info` while awaiting the answer: the
     pair behind the engine's `ask_requester` and `resume_after_answer`."""
@@ -174,9 +223,10 @@ def holds(who: str, actor: Actor, case: CaseSnapshot, rules: CaseTypeRules) -> b
     raise ValueError(f"unknown party {who!r}")
 
 
-def conflict_of(actor: Actor, case: CaseSnapshot, rules: CaseTypeRules) -> str | None:
-    """The conflicted party of `case` that `actor` is (`rules.conflicted`), if any."""
-    for party in rules.conflicted:
+def party_in_conflict(actor: Actor, case: CaseSnapshot, rules: CaseTypeRules) -> str | None:
+    """Which of `case`'s parties in conflict (`rules.parties_in_conflict`) `actor` is, if
+    any: `perpetrator`, `subject`."""
+    for party in rules.parties_in_conflict:
         named = case.parties.get(party)
         if named and named == actor.email:
             return party
@@ -185,7 +235,7 @@ def conflict_of(actor: Actor, case: CaseSnapshot, rules: CaseTypeRules) -> str |
 
 def may_see_whole(actor: Actor, case: CaseSnapshot, rules: CaseTypeRules) -> bool:
     """Whether `actor` may read every field of `case` (confidentiality rule)."""
-    if conflict_of(actor, case, rules) is not None:
+    if party_in_conflict(actor, case, rules) is not None:
         return False
     if not rules.confidential:
         return True
@@ -207,11 +257,11 @@ def check_action(rules: CaseTypeRules, case: CaseSnapshot, actor: Actor, action:
                 FORBIDDEN,
                 f"actor: the {party} of {case.id} may not also {action} it (four eyes)",
             )
-    conflicted = conflict_of(actor, case, rules)
-    if conflicted is not None and f"party:{conflicted}" not in rule.who:
+    in_conflict = party_in_conflict(actor, case, rules)
+    if in_conflict is not None and f"party:{in_conflict}" not in rule.who:
         raise Refusal(
             FORBIDDEN,
-            f"actor: {actor.email} is the {conflicted} of {case.id}, a party to it, and may"
+            f"actor: {actor.email} is the {in_conflict} of {case.id}, a party to it, and may"
             f" not {action} it (conflict of interest)",
         )
     if not any(holds(w, actor, case, rules) for w in rule.who):

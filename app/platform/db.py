@@ -23,10 +23,9 @@ _MIGRATION_LOCK_KEY = 0x0CA5E_0001
 # How long `casework migrate` on SQLite waits for another process's migration.
 _MIGRATION_WAIT_MS = 300_000
 
-# Set on every new SQLite connection. busy_timeout goes first so that switching to
-# WAL waits for a concurrent writer instead of failing.
+# Set on every new SQLite connection, after its busy timeout (`make_engine`), so that
+# switching to WAL waits for a concurrent writer instead of failing.
 _SQLITE_PRAGMAS = (
-    "PRAGMA busy_timeout=5000",
     "PRAGMA journal_mode=WAL",
     "PRAGMA synchronous=NORMAL",
     "PRAGMA foreign_keys=ON",
@@ -41,24 +40,30 @@ def _normalise(url: str | URL) -> URL:
     return parsed
 
 
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-    cursor = dbapi_connection.cursor()
-    try:
-        for pragma in _SQLITE_PRAGMAS:
-            cursor.execute(pragma)
-    finally:
-        cursor.close()
+def _sqlite_pragmas(busy_ms: int) -> Callable[[Any, Any], None]:
+    def set_pragmas(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute(f"PRAGMA busy_timeout={int(busy_ms)}")
+            for pragma in _SQLITE_PRAGMAS:
+                cursor.execute(pragma)
+        finally:
+            cursor.close()
+
+    return set_pragmas
 
 
-def make_engine(url: str | URL, **kwargs: Any) -> Engine:
-    """An engine for `url`; extra keyword arguments go to `create_engine`."""
+def make_engine(url: str | URL, *, sqlite_busy_ms: int = 5000, **kwargs: Any) -> Engine:
+    """An engine for `url`; extra keyword arguments go to `create_engine`. On SQLite, a
+    connection waits `sqlite_busy_ms` for another process's write lock, from its very
+    first statement (switching to WAL needs the lock too)."""
     parsed = _normalise(url)
     if parsed.get_backend_name() == "sqlite":
         database = parsed.database
         if database and database != ":memory:" and not database.startswith("file:"):
             Path(database).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(parsed, **kwargs)
-        event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "connect", _sqlite_pragmas(sqlite_busy_ms))
         return engine
     if parsed.get_backend_name() == "postgresql":
         # pre_ping: a connection dropped by a restart or a proxy is replaced, not raised.
@@ -130,7 +135,10 @@ def _locked_config(url: str | URL) -> Iterator[Config]:
 
     A second process waits for the lock, then finds the schema already at head.
     """
-    engine = make_engine(url)
+    # Another process's migration may hold the write lock for longer than the usual busy
+    # timeout, from this process's first statement on (seen under load: four processes
+    # migrating one SQLite file at once): wait for it, its schema is then at head.
+    engine = make_engine(url, sqlite_busy_ms=_MIGRATION_WAIT_MS)
     try:
         with engine.begin() as connection:
             sqlite = connection.dialect.name == "sqlite"
@@ -144,9 +152,6 @@ def _locked_config(url: str | URL) -> Iterator[Config]:
                 # outside a transaction) so batch mode may re-create a referenced table,
                 # and a check before commit. The connection dies with this engine.
                 connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
-                # Another process's migration may hold the write lock for longer than the
-                # usual busy timeout: wait for it (its schema is then already at head).
-                connection.exec_driver_sql(f"PRAGMA busy_timeout={_MIGRATION_WAIT_MS}")
                 # pysqlite would begin only at the first INSERT, running DDL outside any
                 # transaction: take the write lock now, which makes the migration atomic.
                 connection.exec_driver_sql("BEGIN IMMEDIATE")

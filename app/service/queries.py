@@ -1,7 +1,7 @@
 """Case lists in SQL: the filters of `GET /api/cases`, and who may see what.
 
 `domain.views.view_of` decides for one case in Python; this says the same as a
-WHERE clause (conflicted parties included: `CaseTypeRules.conflicted`), so a
+WHERE clause (parties in conflict included: `CaseTypeRules.parties_in_conflict`), so a
 list's `total` never counts, and no filter matches, a case the caller may not
 see. `tests/app/service/test_cases.py` checks the two agree.
 """
@@ -76,11 +76,11 @@ def _holds_sql(who: str, actor: Actor, rules: CaseTypeRules) -> ColumnElement[bo
 
 
 def _not_conflicted_sql(actor: Actor, rules: CaseTypeRules) -> ColumnElement[bool]:
-    """`rules.conflict_of(...) is None` in SQL: the actor is none of the case's conflicted
+    """`rules.party_in_conflict(...) is None` in SQL: the actor is none of the case's conflicted
     parties. NOT IN, not `party != email`: a party the case does not name is NULL, and
     NULL != x is not true, so a case with no perpetrator named would be hidden from
     everyone."""
-    return and_(true(), *(~_names_sql(p, actor) for p in rules.conflicted))
+    return and_(true(), *(~_names_sql(p, actor) for p in rules.parties_in_conflict))
 
 
 def exportable_sql(actor: Actor, types: list[CaseTypeRules]) -> ColumnElement[bool]:
@@ -131,7 +131,7 @@ def visible_sql(
     """
     of_type = Case.type == rules.type
     whole_filters = [*hidden, *(search[:1] if search else ())]
-    if not rules.confidential and not rules.conflicted:
+    if not rules.confidential and not rules.parties_in_conflict:
         return and_(of_type, *whole_filters)
     viewer = _any(rules.full_viewers, actor, rules) if rules.confidential else true()
     whole = and_(viewer, _not_conflicted_sql(actor, rules), *whole_filters)

@@ -95,7 +95,8 @@ def test_concurrent_migrations_from_several_processes(empty_db_url: str) -> None
         )
         for _ in range(4)
     ]
-    for proc in procs:
-        _, err = proc.communicate(timeout=120)
+    # Every process waited on (and its pipes closed) before any is judged.
+    errors = [proc.communicate(timeout=600)[1] for proc in procs]
+    for proc, err in zip(procs, errors, strict=True):
         assert proc.returncode == 0, err
     check_migrations(empty_db_url)

@@ -415,7 +415,7 @@ def test_temporal_connection_settings(tmp_path: Path, db_url: str) -> None:
     assert (mtls.client_cert, mtls.client_private_key) == (b"CERT", b"KEY")
 
 
-# Parties in conflict (`CaseTypeRules.conflicted`), with the roles that would otherwise
+# Parties in conflict (`CaseTypeRules.parties_in_conflict`), with the roles that would otherwise
 # show them everything: the real investigation and referral tables, read by Python
 # (`view_of`) and by SQL (`list_cases`), which must agree case by case.
 PERP_LEAD = Actor("perplead@dwp.gov.uk", ["sirt", "sirt_lead", "auditor", "admin"])
