@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
@@ -19,15 +19,30 @@ from workflows.registry import ESCALATION_TARGET_ACTIVITY, TEAM_MEMBERS_ACTIVITY
 
 
 def manager_of(session: Session, email: str) -> str | None:
-    """The line manager's email, or None (not in the directory, or at the top)."""
+    """The line manager's email, or None (not in the directory, or at the top). A manager
+    who has left is still named: the chain climbs past them (`escalation_target`)."""
     return session.scalar(select(Person.manager_email).where(Person.email == email))
+
+
+def leavers(session: Session, emails: Iterable[str]) -> set[str]:
+    """Those of `emails` who are in the directory as deactivated (lower-cased): never
+    mailed, escalated to or handed work. Addresses the directory does not know are not."""
+    wanted = {e.strip().lower() for e in emails if e}
+    if not wanted:
+        return set()
+    found = session.scalars(
+        select(Person.email).where(Person.email.in_(wanted), Person.active.is_(False))
+    )
+    return set(found)
 
 
 def _people_with_role(session: Session, role: str) -> list[Person]:
     # `roles` is a short `;`-separated list: LIKE narrows it down in the database, the
     # exact test on role_list decides (`sac` is also a substring of `sac_lead`).
     candidates = session.scalars(
-        select(Person).where(Person.roles.contains(role, autoescape=True)).order_by(Person.email)
+        select(Person)
+        .where(Person.roles.contains(role, autoescape=True), Person.active.is_(True))
+        .order_by(Person.email)
     )
     return [p for p in candidates if role in p.role_list]
 
@@ -60,12 +75,16 @@ def _chain(session: Session, owner: str | None, team: str | None) -> Iterator[st
 
 
 def escalation_target(session: Session, req: EscalationTargetRequest) -> EscalationTarget:
-    """The `req.level`-th person up the chain, passing over anyone in `req.exclude`."""
+    """The `req.level`-th person up the chain, passing over anyone in `req.exclude` and
+    anyone who has left. Read from the directory as it is at each escalation, so a
+    manager changed or deactivated since the last one counts from the next."""
     excluded = {e.lower() for e in req.exclude}
     skipped: list[str] = []
     level = 0
     if req.level >= 1:
-        for email in _chain(session, req.owner, req.team):
+        chain = list(_chain(session, req.owner, req.team))
+        excluded |= leavers(session, chain)
+        for email in chain:
             if email.lower() in excluded:
                 skipped.append(email)
                 continue

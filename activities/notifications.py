@@ -24,6 +24,7 @@ from sqlalchemy import Engine, Table, bindparam, insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
 from temporalio import activity
 
+from activities.directory import leavers
 from domain.mail import ANONYMOUS_KINDS, build_message, message_bytes, message_id, render_mail
 from domain.records import append_events, in_transaction_retrying
 from models import SentMail
@@ -158,6 +159,9 @@ class NotificationActivities:
         anonymous = req.kind in ANONYMOUS_KINDS
         mid = message_id(req.case_id, req.key, opaque=anonymous)
         to = list(dict.fromkeys(a.strip() for a in req.to if a and a.strip()))
+        if to:  # a person who has left is never mailed again, whenever the mail was asked
+            gone = await asyncio.to_thread(self._leavers, to)
+            to = [a for a in to if a.lower() not in gone]
         if not to:
             return MailResult(message_id=mid, status=NO_RECIPIENTS)
         if await asyncio.to_thread(self._status_of, mid) == SENT:
@@ -264,6 +268,10 @@ class NotificationActivities:
         self._unrecorded[mid] = refused
         while len(self._unrecorded) > 1000:
             self._unrecorded.popitem(last=False)
+
+    def _leavers(self, to: list[str]) -> set[str]:
+        with self._sessions() as session:
+            return leavers(session, to)
 
     def _status_of(self, mid: str) -> str | None:
         with self._sessions() as session:

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, String
+from sqlalchemy import Boolean, ForeignKey, String, true
 from sqlalchemy.orm import Mapped, mapped_column
 
 from models.base import Base, Email, Timestamp
+
+# The roles a person may hold (API.md), as the CSV, SCIM's Groups and the provider's group
+# claim name them.
+ROLES = ("sac", "sac_lead", "sirt", "sirt_lead", "hr", "hr_lead", "auditor", "admin")
 
 
 class Person(Base):
@@ -20,6 +24,14 @@ class Person(Base):
     )
     # `;`-separated role names, as in the CSV: small, and read with the person.
     roles: Mapped[str] = mapped_column(String(200), default="")
+    # A leaver (SCIM `active: false`, `casework people deactivate`): kept for the record,
+    # never signed in, mailed or escalated to again.
+    active: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    deactivated_at: Mapped[datetime | None]
+    # SCIM: the id Casework gave the person (stable when their email changes) and the
+    # identity provider's own id for them.
+    scim_id: Mapped[str | None] = mapped_column(String(64), unique=True)
+    external_id: Mapped[str | None] = mapped_column(String(200))
 
     @property
     def role_list(self) -> list[str]:

@@ -97,12 +97,7 @@ class Chase(CaseBase[StateT]):
     async def _escalate(self) -> None:
         clock = self._clock()
         level = clock.level + 1
-        request = EscalationTargetRequest(
-            level=level,
-            owner=self.case.owner,
-            team=None if self.case.owner else self.case.team,
-            exclude=self.never_escalated_to(),
-        )
+        request = self.escalation_request(level)
         # A short read of the directory: as a local activity it runs inside the task that
         # the due timer fired, one workflow task fewer per escalation. With thousands of
         # cases due at once and a bounded cache, each task saved is a replay saved too.
@@ -132,10 +127,20 @@ class Chase(CaseBase[StateT]):
             clock.next_escalation_at = (await self.offsets(workflow.now(), [every]))[0]
         else:
             clock.chain_ended = True
+        clock.escalated_to = target.email
         data = {"to": target.email, "level": level, "skipped": target.skipped}
         self.emit("escalated", SYSTEM_ACTOR, data)
         self.mail("escalation", [target.email], level=level)
         await self.commit()
+
+    def escalation_request(self, level: int) -> EscalationTargetRequest:
+        """Whom the `level`-th escalation of the open stage goes to, as the directory asks."""
+        return EscalationTargetRequest(
+            level=level,
+            owner=self.case.owner,
+            team=None if self.case.owner else self.case.team,
+            exclude=self.never_escalated_to(),
+        )
 
     # ---- planning a stage's clock ---------------------------------------------------------
 

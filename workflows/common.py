@@ -210,6 +210,8 @@ class Clock:
     entered_at: datetime | None = None
     # An action set the due time (a hearing date, an expiry): no policy change moves it.
     set_by_action: bool = False
+    # Whom the latest escalation went to: if they leave, it moves on (`person_left`).
+    escalated_to: str | None = None
 
 
 @dataclass
@@ -292,6 +294,26 @@ class CaseReadRequest:
 @dataclass
 class CaseRead:
     case: CaseSnapshot | None = None  # None: no such case
+
+
+@dataclass
+class PersonLeft:
+    """The payload of the `person_left` update: `email` has left the directory. The
+    stage they own as a party of the case (a manager's endorsement) goes to `to`, which
+    the service chose (None: no one; their assigned work goes by `reassign`); an
+    escalation resting on them goes to whoever the directory now has at its level."""
+
+    email: str
+    to: str | None = None
+    actor: str = SYSTEM_ACTOR
+    reason: str = ""
+
+
+@dataclass
+class PersonLeftResult:
+    case: CaseSnapshot
+    # What moved, each recorded as a `rerouted` event: `party:<name>`, `escalation`.
+    moved: list[str] = field(default_factory=list)
 
 
 @dataclass

@@ -24,7 +24,6 @@ from temporalio.exceptions import ApplicationError
 
 from workflows import clock as clocks
 from workflows.base import StateT
-from workflows.chase import Chase
 from workflows.common import (
     CLOSED,
     CLOSED_STAGE,
@@ -42,6 +41,7 @@ from workflows.common import (
     PolicyChangeResult,
     PolicyPreview,
 )
+from workflows.leavers import Leavers
 from workflows.links import Links
 from workflows.outbox import Outbox
 from workflows.registry import (
@@ -90,7 +90,7 @@ def action(*names: str) -> Callable[[H], H]:
     return mark
 
 
-class CaseWorkflow(Outbox[StateT], Chase[StateT], Links[StateT]):
+class CaseWorkflow(Outbox[StateT], Leavers[StateT], Links[StateT]):
     """Base of every case workflow. A type adds `@workflow.defn`, a `run`, and a method
     per action of its table (`@action`)."""
 

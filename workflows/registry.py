@@ -24,6 +24,8 @@ FOLLOW_SIGNAL = "follow_case"
 # A new policy file reaches an open case: re-plan its clock (update), or preview (query).
 POLICY_UPDATE = "policy_changed"
 POLICY_PREVIEW_QUERY = "policy_preview"
+# A person has left the directory: their open work on the case moves on (`workflows.leavers`).
+PERSON_LEFT_UPDATE = "person_left"
 
 # The activities a case workflow calls, by name (the worker registers them under these).
 RECORD_ACTIVITY = "record"  # events and the case row, in one transaction

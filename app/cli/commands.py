@@ -69,6 +69,21 @@ def _people_import(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+async def _people_deactivate(settings: Settings, args: argparse.Namespace) -> int:
+    from app.runtime.bootstrap import running
+    from app.service.leavers import deactivate
+
+    async with running(settings) as svc:
+        done = await deactivate(svc, email=args.email, reason="casework people deactivate")
+    state = "deactivated" if done.was_active else "already deactivated"
+    print(f"{done.email}: {state}, {done.tokens_revoked} tokens revoked")
+    for case_id, moved in done.moved.items():
+        print(f"{case_id}: {', '.join(moved)}")
+    for case_id, why in done.stuck.items():
+        print(f"{case_id}: not moved: {why}", file=sys.stderr)
+    return 0
+
+
 def _users_token(settings: Settings, args: argparse.Namespace) -> int:
     from app.service.auth import issue_token
 
@@ -272,6 +287,7 @@ COMMANDS: dict[tuple[str, str | None], Callable[[Settings, argparse.Namespace], 
     ("web", None): _web,
     ("migrate", None): _migrate,
     ("people", "import"): _people_import,
+    ("people", "deactivate"): _async(_people_deactivate),
     ("users", "token"): _users_token,
     ("audit", "verify"): _audit_verify,
     ("policy", "apply"): _async(_policy_apply),

@@ -28,6 +28,9 @@ def build_parser() -> argparse.ArgumentParser:
     people.add_parser("import", help="load or update people from CSV").add_argument(
         "file", metavar="FILE.csv"
     )
+    people.add_parser(
+        "deactivate", help="a leaver: no more sign-in or mail; their open work moves on"
+    ).add_argument("email")
     users = commands.add_parser("users", help="API tokens").add_subparsers(
         dest="subcommand", required=True, metavar="SUBCOMMAND"
     )

@@ -48,6 +48,7 @@ from sqlalchemy.exc import ArgumentError
 
 from app.platform.codec import PayloadKey, PayloadKeyError, parse_keys
 from domain.policy import DEFAULT_POLICY_FILE
+from models.people import ROLES as _ROLES
 
 __all__ = ["DEFAULT_POLICY_FILE", "DEFAULT_WORKFLOW_CACHE_SIZE", "Settings", "SettingsError"]
 
@@ -147,6 +148,19 @@ class Settings(BaseSettings):
     base_url: str  # no trailing slash
     secret_key: str | None = None  # None: app.web.session keeps one in data_dir
     trusted_user_header: str | None = None  # None: sign in with a token only
+    # OpenID Connect (app/service/oidc.py): with an issuer, the pages sign in through that
+    # provider and the API also takes its access tokens. None: Casework's tokens only.
+    oidc_issuer: str | None = None
+    oidc_client_id: str | None = None
+    oidc_client_secret: str | None = Field(default=None, repr=False)
+    # The audience the provider's access tokens must carry for the API (README).
+    oidc_audience: str = "casework-api"
+    # The claim matched to the directory's email (`email`, or e.g. `preferred_username`).
+    oidc_email_claim: str = "email"
+    # `claim` or `claim:group=role;group=role`: roles from the provider's group claim.
+    oidc_role_claim: str | None = None
+    # SCIM 2.0 at /scim/v2 (app/api/scim.py) with this bearer secret; None: off.
+    scim_token: str | None = Field(default=None, repr=False)
     # The largest evidence file an upload may bring (the rest of the API takes 1 MiB).
     evidence_max_bytes: Annotated[int, BeforeValidator(_byte_count)] = 100 * 1024 * 1024
     # AES-GCM keys of Temporal payloads (app.platform.codec), the first encrypts; () unset.
@@ -307,6 +321,49 @@ class Settings(BaseSettings):
             _fail("trusted_user_header", f"must be an HTTP header name, not {name!r}")
         return name.lower() if name else None
 
+    @field_validator("oidc_issuer")
+    @classmethod
+    def _issuer(cls, url: str | None) -> str | None:
+        if url is None:
+            return None
+        parts = urlsplit(url)
+        local = parts.hostname in ("127.0.0.1", "localhost", "::1")
+        if parts.scheme != "https" and not (parts.scheme == "http" and local):
+            _fail(
+                "oidc_issuer", f"must be an https:// URL (http:// only on this host), not {url!r}"
+            )
+        return url.rstrip("/")
+
+    @field_validator("oidc_role_claim")
+    @classmethod
+    def _role_claim(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        claim, _, mapping = value.partition(":")
+        if not re.fullmatch(r"[A-Za-z0-9_.:/-]+", claim):
+            _fail("oidc_role_claim", f"must be a claim name, then :group=role;..., not {value!r}")
+        for pair in filter(None, mapping.split(";")):
+            group, eq, role = pair.partition("=")
+            if not eq or not group.strip() or role.strip() not in _ROLES:
+                _fail("oidc_role_claim", f"{pair!r}: must be group=role, a role of {_ROLES}")
+        return value
+
+    @field_validator("scim_token")
+    @classmethod
+    def _scim_token(cls, token: str | None) -> str | None:
+        if token is not None and len(token) < 32:
+            _fail("scim_token", "must be at least 32 characters (e.g. `openssl rand -hex 32`)")
+        return token
+
+    @property
+    def oidc_roles(self) -> tuple[str, dict[str, str]] | None:
+        """(claim, {group: role}) from CASEWORK_OIDC_ROLE_CLAIM, or None."""
+        if not self.oidc_role_claim:
+            return None
+        claim, _, mapping = self.oidc_role_claim.partition(":")
+        pairs = (p.partition("=") for p in mapping.split(";") if p)
+        return claim, {g.strip(): r.strip() for g, _, r in pairs}
+
     @field_validator("base_url")
     @classmethod
     def _base_url(cls, url: str) -> str:
@@ -336,6 +393,8 @@ class Settings(BaseSettings):
             if value is not None and self.temporal_address is None:
                 _fail(name, "needs CASEWORK_TEMPORAL_ADDRESS (the embedded server takes neither)")
         _both("smtp_username", self.smtp_username, "smtp_password", self.smtp_password)
+        if self.oidc_issuer and not (self.oidc_client_id and self.oidc_client_secret):
+            _fail("oidc_client_id", "CASEWORK_OIDC_ISSUER needs a client id and secret too")
         if not self.policy_file.is_file():
             _fail("policy_file", f"no such file: {self.policy_file}")
         return self

@@ -25,8 +25,11 @@ def token_hash(token: str) -> str:
 def issue_token(session: Session, email: str) -> str:
     """A new token for the person `email`; the caller commits. NotFound for an unknown person."""
     email = email.strip().lower()
-    if session.get(Person, email) is None:
+    person = session.get(Person, email)
+    if person is None:
         raise NotFound(f"email: no such person {email}")
+    if not person.active:
+        raise NotFound(f"email: {email} has been deactivated")
     token = secrets.token_urlsafe(32)
     session.add(ApiToken(token_hash=token_hash(token), email=email, created_at=datetime.now(UTC)))
     session.flush()
@@ -47,7 +50,11 @@ def person_for_token_hash(session: Session, wanted: str) -> Person | None:
     row = session.execute(
         select(ApiToken.token_hash, Person)
         .join(Person, Person.email == ApiToken.email)
-        .where(ApiToken.token_hash == wanted, ApiToken.revoked_at.is_(None))
+        .where(
+            ApiToken.token_hash == wanted,
+            ApiToken.revoked_at.is_(None),
+            Person.active.is_(True),  # a leaver's tokens stop at their next request
+        )
     ).first()
     # The lookup is by an index, which is not constant-time; comparing the digests again
     # with compare_digest keeps the final decision free of timing differences.

@@ -65,6 +65,8 @@ async def actor_for(svc: Services, *, email: str) -> Actor:
     person = await svc.run(lambda s: s.get(Person, email.strip().lower()))
     if person is None:
         raise Unauthorized(f"as: no such person {email}")
+    if not person.active:
+        raise Unauthorized(f"as: {email} has been deactivated")
     return _actor(person)
 
 

@@ -18,9 +18,9 @@ from sqlalchemy.orm import Session
 
 from app.service.errors import Invalid
 from models import Person
+from models.people import ROLES
 from workflows.rules import EMAIL_RE
 
-ROLES = ("sac", "sac_lead", "sirt", "sirt_lead", "hr", "hr_lead", "auditor", "admin")
 COLUMNS = ("email", "name", "manager_email", "roles")
 MAX_NAME = 200
 # A name is greeted in emails and shown on pages: one line, no control characters

@@ -1,0 +1,41 @@
+"""People who leave, and people kept by SCIM: `active`, `deactivated_at`, `scim_id`,
+`external_id` on the directory.
+
+A deactivated person stays in the directory (the audit trail names them) but can no
+longer sign in, be mailed or be escalated to. `scim_id` is the id SCIM clients address a
+person by (stable when the email changes); `external_id` the identity provider's own.
+
+Revision ID: 0006
+Revises: 0003
+Create Date: 2026-12-05
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = "0006"
+down_revision: str | Sequence[str] | None = "0003"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("people") as batch:
+        batch.add_column(
+            sa.Column("active", sa.Boolean(), server_default=sa.true(), nullable=False)
+        )
+        batch.add_column(sa.Column("deactivated_at", sa.DateTime(timezone=True), nullable=True))
+        batch.add_column(sa.Column("scim_id", sa.String(64), nullable=True))
+        batch.add_column(sa.Column("external_id", sa.String(200), nullable=True))
+        batch.create_unique_constraint("uq_people_scim_id", ["scim_id"])
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("people") as batch:
+        batch.drop_constraint("uq_people_scim_id", type_="unique")
+        batch.drop_column("external_id")
+        batch.drop_column("scim_id")
+        batch.drop_column("deactivated_at")
+        batch.drop_column("active")
