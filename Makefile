@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench chaos chromium install clean
+.PHONY: run test lint bench chaos chromium oidc-provider install clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,7 +28,7 @@ lint: $(STAMP)
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-test: lint chromium
+test: lint chromium oidc-provider
 	$(BIN)/pytest -q
 
 # The browser tests drive Debian's Chromium (Playwright never downloads a browser).
@@ -41,6 +41,16 @@ chromium:
 	else \
 		echo "$(CHROMIUM) is missing and cannot be installed here (needs apt-get, as root):"; \
 		echo "  sudo apt-get install chromium   (the browser tests in tests/web/ are skipped without it)"; \
+	fi
+
+# The demo OpenID Connect provider (oidc/provider.mjs on `oidc-provider` from the npm
+# registry): for the sign-in tests and `casework up --oidc-demo`. Skipped without npm.
+oidc-provider: oidc/node_modules/.installed
+oidc/node_modules/.installed: oidc/package.json oidc/package-lock.json
+	@if command -v npm >/dev/null 2>&1; then \
+		npm ci --ignore-scripts --no-audit --no-fund --prefix oidc && touch $@; \
+	else \
+		echo "npm is missing: the single sign-on tests are skipped (apt-get install nodejs npm)"; \
 	fi
 
 # `make bench QUICK=1`: every bench at small sizes, to try them (figures: bench/RESULTS.md).
@@ -60,4 +70,4 @@ chaos: $(STAMP)
 	$(BIN)/python -m chaos --form $(CHAOS)
 
 clean:
-	rm -rf $(VENV) .casework .pytest_cache .mypy_cache
+	rm -rf $(VENV) .casework .pytest_cache .mypy_cache oidc/node_modules

@@ -11,7 +11,8 @@ from typing import Any, TypeVar
 
 from sqlalchemy.orm import Session
 
-from app.service import auth
+from app.platform.settings import Settings
+from app.service import auth, oidc
 from app.service.errors import Unauthorized
 from app.service.services import Services
 from models import Person
@@ -37,6 +38,12 @@ async def authenticate_reading(
     a request that needs its caller and a row (an action, its case) goes to the
     database once. The token is checked as at every request: revocation counts at once."""
 
+    provider = svc.oidc()
+    if provider is not None and oidc.looks_like_jwt(token):
+        # The provider's access token: its own audience, then the directory's person.
+        claims = await provider.verify(token, audience=provider.audience)
+        return await svc.run(lambda s: (actor_from_claims(s, svc.settings, claims), also(s)))
+
     def work(session: Session) -> tuple[Person, T] | None:
         person = auth.person_for_token(session, token)
         return None if person is None else (person, also(session))
@@ -46,6 +53,29 @@ async def authenticate_reading(
         raise Unauthorized("token: missing, unknown or revoked")
     person, read = found
     return _actor(person), read
+
+
+def actor_from_claims(session: Session, settings: Settings, claims: dict[str, Any]) -> Actor:
+    """The directory's person a provider's token names by its email claim (nobody is made
+    on the fly); roles from the group claim where CASEWORK_OIDC_ROLE_CLAIM maps them."""
+    given = claims.get(settings.oidc_email_claim)
+    email = given.strip().lower() if isinstance(given, str) else ""
+    if not email:
+        raise Unauthorized(f"token: no {settings.oidc_email_claim} claim")
+    person = session.get(Person, email)
+    if person is None:
+        raise Unauthorized(f"{email} is not in Casework's directory", code="unknown_person")
+    if not person.active:
+        raise Unauthorized(f"{email} has been deactivated in Casework", code="deactivated")
+    actor = _actor(person)
+    roles = oidc.roles_from_claims(settings, claims)
+    if roles is not None:
+        actor.roles = roles
+    return actor
+
+
+async def actor_for_claims(svc: Services, claims: dict[str, Any]) -> Actor:
+    return await svc.run(lambda s: actor_from_claims(s, svc.settings, claims))
 
 
 def _nothing(session: Session) -> None:

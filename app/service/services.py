@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from temporalio.client import Client
 
 from app.platform.settings import Settings
+from app.service.oidc import OidcClient
 from app.service.throttle import AuthThrottle
 from domain.policy import Policy
 
@@ -32,6 +33,14 @@ class Services:
     engine: Engine | None = None  # disposed by close(); None when the caller owns it
     # Failed sign-ins, per process (app.service.throttle).
     throttle: AuthThrottle = field(default_factory=AuthThrottle)
+    # The OpenID Connect provider's metadata and keys, once asked for (app.service.oidc).
+    _oidc: OidcClient | None = None
+
+    def oidc(self) -> OidcClient | None:
+        """The OpenID Connect client, or None when no provider is configured."""
+        if self._oidc is None and self.settings.oidc_issuer:
+            self._oidc = OidcClient(self.settings)
+        return self._oidc
 
     async def run(self, work: Callable[[Session], T]) -> T:
         """`work` in one transaction, on a thread: SQLAlchemy blocks, the event loop must not."""

@@ -92,6 +92,7 @@ def render(
         "active": None,
         "flashes": pop_flashes(request),
         "timezone": services.policy.timezone,  # times are shown where the staff are
+        "oidc": settings.oidc_issuer is not None,  # the sign-in page offers single sign-on
         **context,
     }
     html = ENV.get_template(template_name).render(page)

@@ -150,6 +150,20 @@ def start_session(request: Request, actor: Actor, token: str) -> None:
     csrf_token(request)
 
 
+def start_oidc_session(
+    request: Request, actor: Actor, *, id_token: str, roles: list[str] | None
+) -> None:
+    """Sign `actor` in through the identity provider: a fresh session that keeps the ID
+    token (the hint for the provider's sign-out) and, where the provider's groups give
+    them, the roles. The person is read from the directory at every request, so a leaver
+    is signed out at their next one."""
+    request.session.clear()
+    request.session.update(email=actor.email, via="oidc", id_token=id_token, at=int(time.time()))
+    if roles is not None:
+        request.session["roles"] = roles
+    csrf_token(request)
+
+
 def end_session(request: Request) -> None:
     request.session.clear()
 
@@ -192,6 +206,8 @@ async def signed_in(request: Request) -> Actor:
 
 async def _session_actor(request: Request, svc: Services) -> Actor:
     email, token = request.session.get("email"), request.session.get("token")
+    if isinstance(email, str) and email and request.session.get("via") == "oidc":
+        return await _oidc_session_actor(request, svc, email)
     if not isinstance(email, str) or not isinstance(token, str) or not email:
         raise SignInRequired(_here(request))
     try:
@@ -202,6 +218,21 @@ async def _session_actor(request: Request, svc: Services) -> Actor:
     if actor.email != email:
         end_session(request)
         raise SignInRequired(_here(request))
+    return actor
+
+
+async def _oidc_session_actor(request: Request, svc: Services, email: str) -> Actor:
+    if svc.settings.oidc_issuer is None:  # single sign-on switched off since
+        end_session(request)
+        raise SignInRequired(_here(request))
+    try:
+        actor = await service.actor_for(svc, email=email)
+    except Unauthorized:  # deactivated, or gone from the directory
+        end_session(request)
+        raise SignInRequired(_here(request)) from None
+    roles = request.session.get("roles")
+    if isinstance(roles, list):
+        actor.roles = [str(r) for r in roles]
     return actor
 
 
@@ -231,5 +262,6 @@ __all__ = [
     "safe_next",
     "services_of",
     "signed_in",
+    "start_oidc_session",
     "start_session",
 ]

@@ -10,6 +10,7 @@ from fastapi.responses import RedirectResponse, Response
 from app import service
 from app.service.errors import Unauthorized
 from app.web.forms import Form, posted_form
+from app.web.oidc import provider_logout
 from app.web.render import render
 from app.web.session import end_session, flash, safe_next, services_of, start_session
 
@@ -48,6 +49,8 @@ async def signin(request: Request, form: Posted) -> Response:
 
 @router.post("/signout")
 async def signout(request: Request, form: Posted) -> Response:
+    # Signed in through the provider: its session ends too (RP-initiated logout).
+    at_provider = await provider_logout(request)
     end_session(request)
     flash(request, "You have signed out.")
-    return RedirectResponse("/signin", status_code=303)
+    return RedirectResponse(at_provider or "/signin", status_code=303)
