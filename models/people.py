@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Boolean, ForeignKey, String, true
+from sqlalchemy import JSON, Boolean, ForeignKey, String, true
 from sqlalchemy.orm import Mapped, mapped_column
 
 from models.base import Base, Email, Timestamp
@@ -32,6 +33,11 @@ class Person(Base):
     # identity provider's own id for them.
     scim_id: Mapped[str | None] = mapped_column(String(64), unique=True)
     external_id: Mapped[str | None] = mapped_column(String(200))
+    # SCIM's userName where the provider's is not the email (a UPN, an employee number).
+    user_name: Mapped[str | None] = mapped_column(String(320))
+    # The SCIM User as the provider last sent it, answered back with the directory's own
+    # fields (id, userName, active, manager, groups) laid over it.
+    scim_resource: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
     @property
     def role_list(self) -> list[str]:
@@ -47,3 +53,18 @@ class ApiToken(Base):
     email: Mapped[Email] = mapped_column(ForeignKey("people.email"), index=True)
     created_at: Mapped[Timestamp]
     revoked_at: Mapped[datetime | None]
+
+
+class ScimGroup(Base):
+    """A group the identity provider keeps by SCIM. A group named as a role (`sac_lead`)
+    gives that role to its members; other groups are kept, and give nothing."""
+
+    __tablename__ = "scim_groups"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    display_name: Mapped[str] = mapped_column(String(200), unique=True)
+    external_id: Mapped[str | None] = mapped_column(String(200))
+    # The members' emails (the directory's key).
+    members: Mapped[list[str]] = mapped_column(JSON, default=list)
+    # The SCIM Group as last sent (members and id laid over it when answered).
+    resource: Mapped[dict[str, Any] | None] = mapped_column(JSON)

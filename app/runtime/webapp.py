@@ -15,6 +15,7 @@ from app.api.http_errors import install_error_handlers
 from app.api.limits import MAX_BODY, BodySizeLimit, evidence_upload_limit
 from app.api.metrics import install_metrics
 from app.api.routes import router
+from app.api.scim import router as scim_router
 from app.platform.logs import CaseIdMiddleware
 from app.platform.settings import Settings
 from app.runtime.bootstrap import running
@@ -44,6 +45,7 @@ def create_app(services_factory: ServicesFactory, settings: Settings | None = No
     app.add_middleware(CaseIdMiddleware)  # log lines while serving a case carry its id
     install_error_handlers(app)
     app.include_router(router)
+    app.include_router(scim_router)  # /scim/v2, with CASEWORK_SCIM_TOKEN only
     install_metrics(app)
     install_pages(app, settings)  # after the API's error handlers: it keeps them for /api
     return app

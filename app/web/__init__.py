@@ -29,7 +29,7 @@ from app.web.render import current_actor, render
 from app.web.session import SessionMiddleware, SignInRequired, signed_in
 
 STATIC_DIR = Path(__file__).with_name("static")
-API_PREFIXES = ("/api/", "/healthz", "/openapi.json", "/docs", "/redoc")
+API_PREFIXES = ("/api/", "/healthz", "/openapi.json", "/docs", "/redoc", "/scim/")
 
 log = logging.getLogger(__name__)
 pages_router = APIRouter(include_in_schema=False)
