@@ -260,7 +260,7 @@ def _retention_report(settings: Settings, args: argparse.Namespace) -> int:
 def _up(settings: Settings, args: argparse.Namespace) -> int:
     from app.runtime.stack import run_up  # heavy: imported when run
 
-    return asyncio.run(run_up(settings))
+    return asyncio.run(run_up(settings, oidc_demo=bool(getattr(args, "oidc_demo", False))))
 
 
 def _worker(settings: Settings, args: argparse.Namespace) -> int:

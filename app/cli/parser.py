@@ -17,7 +17,11 @@ class _Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog=PROG, description="Case management on Temporal.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    commands.add_parser("up", help="the whole embedded stack, in the foreground")
+    commands.add_parser("up", help="the whole embedded stack, in the foreground").add_argument(
+        "--oidc-demo",
+        action="store_true",
+        help="also start a local OpenID Connect provider with the demo people (single sign-on)",
+    )
     commands.add_parser("worker", help="one Temporal worker")
     commands.add_parser("web", help="one web server")
     commands.add_parser("migrate", help="apply database migrations")

@@ -21,7 +21,9 @@ import contextlib
 import logging
 import os
 import signal
+import socket
 from collections.abc import AsyncIterator, Callable, Iterator
+from importlib import resources
 from pathlib import Path
 from typing import IO
 
@@ -33,7 +35,7 @@ from app.platform.db import engine_for, migrate, session_factory
 from app.platform.metrics import sdk_runtime
 from app.platform.settings import Settings
 from app.platform.temporal import cluster_address, plaintext_warning
-from app.runtime import webserver
+from app.runtime import oidc_demo, webserver
 from app.runtime.console import StackError, say
 from app.runtime.demo import DemoLogin, banner, prepare_demo
 from app.runtime.devserver import DevServer, wait_for_temporal
@@ -184,16 +186,49 @@ async def _observed(
 # ---- the commands ------------------------------------------------------------------------
 
 
-async def run_up(settings: Settings) -> int:
-    """The whole embedded stack in the foreground; 0 once stopped by Ctrl-C or SIGTERM."""
+async def run_up(settings: Settings, *, oidc_demo: bool = False) -> int:
+    """The whole embedded stack in the foreground; 0 once stopped by Ctrl-C or SIGTERM.
+    `oidc_demo`: with a local OpenID Connect provider of the demo people (single sign-on)."""
     load_policy(settings.policy_file)  # a malformed policy stops us before anything starts
     code = 0
     async with _signals() as signals, _observed(settings, "up", sdk_metrics=True, quiet=True):
         with _data_dir_lock(settings.data_dir), contextlib.ExitStack() as cleanup:
+            if oidc_demo:
+                settings = await asyncio.to_thread(_start_oidc_demo, settings, cleanup)
             code = await _up(settings, signals, cleanup)
     if signals.received is not None:
         say("stopped")
     return code
+
+
+def _start_oidc_demo(settings: Settings, cleanup: contextlib.ExitStack) -> Settings:
+    """Start the demo provider (`app.runtime.oidc_demo`) and point Casework at it."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    demo_people = Path(str(resources.files("app.runtime").joinpath("demo_people.csv")))
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        provider = oidc_demo.start(
+            port=port,
+            base_url=settings.base_url,
+            people_csv=demo_people,
+            log=settings.data_dir / "oidc-provider.log",
+        )
+    except oidc_demo.ProviderError as e:
+        raise StackError(str(e)) from None
+    cleanup.callback(provider.stop)
+    say(
+        f"OpenID Connect demo provider at {provider.issuer}: sign in as any demo person "
+        f"with the password {provider.password!r}"
+    )
+    return settings.model_copy(
+        update={
+            "oidc_issuer": provider.issuer,
+            "oidc_client_id": provider.client_id,
+            "oidc_client_secret": provider.client_secret,
+        }
+    )
 
 
 async def _up(settings: Settings, signals: _Signals, cleanup: contextlib.ExitStack) -> int:
