@@ -14,9 +14,11 @@ from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
 from temporalio.client import Client
 
+from app import service
 from app.cli.main import main
 from app.platform.settings import Settings
-from app.service.auth import person_for_token
+from app.service.auth import issue_token, person_for_token
+from app.service.errors import Unauthorized
 from app.service.services import Services
 from domain.calendar import WorkingCalendar
 from domain.records import append_events, upsert_case
@@ -258,3 +260,31 @@ def test_the_serving_commands_run_the_stack(
     monkeypatch.setattr(stack, f"run_{command}", fake)
     assert main([command]) == 3
     assert [s.data_dir for s in ran] == [env.resolve()]
+
+
+async def test_people_deactivate_moves_the_leavers_work_and_refuses_their_token(
+    cli: Cli, env: Path, services: Services
+) -> None:
+    details = write(env, "details.json", json.dumps({**DETAILS, "contact_email": "jo@example.com"}))
+    code, out, _ = await cli(
+        "cases", "open", "ipa_approval", "--json", details, "--as", "employee@dwp.gov.uk"
+    )
+    case = json.loads(out)
+    token = await services.run(lambda s: issue_token(s, MANAGER))
+    code, out, err = await cli("people", "deactivate", MANAGER)
+    assert (code, err) == (0, "")
+    assert out.splitlines() == [
+        f"{MANAGER}: deactivated, 1 tokens revoked",
+        f"{case['id']}: party:requester_manager",
+    ]
+    assert (
+        one_line_failure(await cli("cases", "show", case["id"], "--as", MANAGER))
+        == f"as: {MANAGER} has been deactivated"
+    )
+    with pytest.raises(Unauthorized):
+        await service.authenticate(services, token=token)
+    code, out, _ = await cli("cases", "show", case["id"], "--as", "ceo@dwp.gov.uk")
+    assert "endorse" in json.loads(out)["actions"]
+    assert one_line_failure(await cli("people", "deactivate", "nobody@dwp.gov.uk")) == (
+        "email: no such person nobody@dwp.gov.uk"
+    )
