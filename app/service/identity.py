@@ -107,6 +107,6 @@ async def whoami(svc: Services, *, actor: Actor) -> dict[str, Any]:
     return {
         "email": person.email,
         "name": person.name,
-        "roles": person.role_list,
+        "roles": actor.roles,  # as they count now: the provider's groups, where mapped
         "manager": person.manager_email,
     }

@@ -112,3 +112,31 @@ def test_team_members_and_lookups(
         assert manager_of(session, "nobody@example.org") is None
         assert team_lead(session, "sac") == "lead@example.org"
         assert team_lead(session, "sirt") is None
+
+
+def test_the_chain_passes_over_leavers_as_it_is_when_asked(
+    directory: DirectoryActivities, sessions: sessionmaker[Session]
+) -> None:
+    env = ActivityEnvironment()
+    ask = EscalationTargetRequest(level=1, owner="alice@example.org")
+    assert env.run(directory.escalation_target, ask).email == "manager@example.org"
+    with sessions.begin() as session:
+        session.execute(
+            update(Person).where(Person.email == "manager@example.org").values(active=False)
+        )
+    passed = env.run(directory.escalation_target, ask)
+    assert (passed.email, passed.skipped) == ("director@example.org", ["manager@example.org"])
+    # A manager change counts from the next escalation: the chain is read each time.
+    with sessions.begin() as session:
+        session.execute(
+            update(Person)
+            .where(Person.email == "alice@example.org")
+            .values(manager_email="lead@example.org")
+        )
+    assert env.run(directory.escalation_target, ask).email == "lead@example.org"
+    # A team lead who has left is no queue's lead.
+    with sessions.begin() as session:
+        session.execute(
+            update(Person).where(Person.email == "lead@example.org").values(active=False)
+        )
+        assert team_lead(session, "sac") == "zed@example.org"

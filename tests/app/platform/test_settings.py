@@ -233,6 +233,20 @@ def test_settings_are_frozen() -> None:
         ({"CASEWORK_BASE_URL": "casework.dwp.gov.uk"}, "CASEWORK_BASE_URL: must be an http://"),
         ({"CASEWORK_BASE_URL": "ftp://casework"}, "CASEWORK_BASE_URL: must be an http://"),
         ({"CASEWORK_BASE_URL": "http://[::1"}, "CASEWORK_BASE_URL: must be an http://"),
+        (
+            {"CASEWORK_OIDC_ISSUER": "http://login.example.org"},
+            "CASEWORK_OIDC_ISSUER: must be an https:// URL",
+        ),
+        (
+            {"CASEWORK_OIDC_ISSUER": "https://login.example.org"},
+            "CASEWORK_OIDC_CLIENT_ID: CASEWORK_OIDC_ISSUER needs a client id and secret",
+        ),
+        (
+            {"CASEWORK_OIDC_ROLE_CLAIM": "groups:Security Team=wizard"},
+            "CASEWORK_OIDC_ROLE_CLAIM: 'Security Team=wizard': must be group=role",
+        ),
+        ({"CASEWORK_OIDC_ROLE_CLAIM": "has space"}, "CASEWORK_OIDC_ROLE_CLAIM: must be a claim"),
+        ({"CASEWORK_SCIM_TOKEN": "short"}, "CASEWORK_SCIM_TOKEN: must be at least 32"),
     ],
 )
 def test_invalid_settings_name_the_variable(env: dict[str, str], message: str) -> None:
@@ -246,3 +260,17 @@ def test_data_dir_must_be_a_directory(tmp_path: Path) -> None:
     a_file.write_text("")
     with pytest.raises(SettingsError, match=r"^CASEWORK_DATA_DIR: is not a directory"):
         Settings.from_env({"CASEWORK_DATA_DIR": str(a_file)})
+
+
+def test_single_sign_on_settings() -> None:
+    settings = Settings.from_env(
+        {
+            "CASEWORK_OIDC_ISSUER": "https://login.example.org/tenant/v2.0/",
+            "CASEWORK_OIDC_CLIENT_ID": "casework",
+            "CASEWORK_OIDC_CLIENT_SECRET": "s3cret",
+            "CASEWORK_OIDC_ROLE_CLAIM": "groups:SAC Officers=sac;SAC Leads=sac_lead",
+        }
+    )
+    assert settings.oidc_issuer == "https://login.example.org/tenant/v2.0"
+    assert settings.oidc_roles == ("groups", {"SAC Officers": "sac", "SAC Leads": "sac_lead"})
+    assert "s3cret" not in repr(settings)

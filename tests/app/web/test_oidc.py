@@ -246,6 +246,24 @@ async def test_the_api_takes_the_providers_access_tokens_and_refuses_bad_ones(
     ).status_code == 401
 
 
+async def test_roles_from_the_providers_groups_where_mapped(
+    sso: Services, provider: oidc_demo.DemoProvider
+) -> None:
+    mapped = replace(
+        sso,
+        settings=sso.settings.model_copy(update={"oidc_role_claim": "groups:sac=sac_lead"}),
+        _oidc=None,
+    )
+    app = create_app(lambda: nullcontext(mapped))
+    tokens = await access_token(provider, "officer@dwp.gov.uk")  # the provider's groups: sac
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE) as client,
+    ):
+        me = (await client.get("/api/me", headers=bearer(tokens["access_token"]))).json()
+    assert (me["roles"], me["manager"]) == (["sac_lead"], "saclead@dwp.gov.uk")
+
+
 # ---- each claim check, against an issuer whose key the test holds ---------------------------
 
 
