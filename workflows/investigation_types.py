@@ -20,6 +20,7 @@ from workflows.rules import (
     INVALID,
     QUEUE,
     ActionRule,
+    Assigns,
     CaseTypeRules,
     Field,
     Refusal,
@@ -42,7 +43,7 @@ ROWS = (
     Stage(INVESTIGATION, owner="party:investigator"),
     # A SIRT lead other than the investigator closes or reopens: the leads' queue, not
     # the investigator whose finding it is.
-    Stage(REVIEW, owner=QUEUE, queue="sirt_lead"),
+    Stage(REVIEW, owner=QUEUE, queue="sirt_lead", assignee_role="sirt_lead"),
 )
 STAGES = tuple(row.name for row in ROWS)
 
@@ -153,6 +154,7 @@ RULES = CaseTypeRules(
             (Field("investigator", "email"),),
             label="Assign an investigator",
             policy="6.3",
+            assigns=Assigns("investigator", INVESTIGATION),
         ),
         ActionRule(
             "no_further_action",

@@ -8,7 +8,7 @@ from the action's table; a refusal comes back beside the field it names.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
@@ -99,17 +99,33 @@ def shown(spec: Field, value: Any) -> Any:
     return value
 
 
-def action_forms(rules: CaseTypeRules, case: dict[str, Any]) -> list[ActionForm]:
+def action_forms(
+    rules: CaseTypeRules,
+    case: dict[str, Any],
+    pickers: dict[str, list[dict[str, str]]] | None = None,
+) -> list[ActionForm]:
+    """A form per action the viewer may take; an assigning action's person field is a
+    picker of `pickers[action]`, the people it may assign (`service.eligible_assignees`)."""
     forms = []
     for name in case["actions"]:
         rule = rules.action(name, case["stage"])
         specs = tuple(f for f in rule.fields if (name, f.name) not in FILLED_BY_UPLOAD)
+        fields = widgets(rules.type, specs, "")
+        if rule.assigns is not None and pickers is not None and name in pickers:
+            options = tuple(
+                (p["email"], f"{p['name']} ({p['email']})" if p["name"] else p["email"])
+                for p in pickers[name]
+            )
+            fields = [
+                replace(w, control="person", options=options) if w.name == rule.assigns.field else w
+                for w in fields
+            ]
         forms.append(
             ActionForm(
                 name=name,
                 label=rule.label or text.label(name),
                 policy=rule.policy,
-                fields=widgets(rules.type, specs, ""),
+                fields=fields,
                 danger=name in DANGEROUS,
             )
         )
@@ -134,7 +150,12 @@ async def show_case(
     rules = CASE_TYPES[case["type"]]
     whole = "details" in case
     events = await service.case_events(svc, actor=me, case_id=case_id) if whole else []
-    forms = action_forms(rules, case)
+    pickers = {
+        name: await service.eligible_assignees(svc, actor=me, case_id=case_id, action=name)
+        for name in case["actions"]
+        if rules.action(name, case["stage"]).assigns is not None
+    }
+    forms = action_forms(rules, case, pickers)
     upload = upload_form(rules, forms)
     field_errors: dict[str, dict[str, str]] = {}
     values: dict[str, dict[str, str]] = {}
