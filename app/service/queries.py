@@ -56,9 +56,13 @@ def where(types: list[CaseTypeRules], actor: Actor, f: CaseFilter) -> ColumnElem
     if f.queue:
         hidden.append(queue_sql(types, f.queue))
     if f.assignee:
-        # "Mine" is what is assigned to me or waits on me (a manager's endorsement), and
-        # for me a decision waiting on a role of mine alone (a SAC lead's).
-        mine = [Case.assignee == f.assignee, Case.owner == f.assignee]
+        # "Mine" is what waits on me (a manager's endorsement) or is assigned to me, but
+        # for a decision that waits on the leads alone, whoever triaged it; and for me, a
+        # decision waiting on a role of mine alone (a SAC lead's).
+        mine = [
+            Case.owner == f.assignee,
+            and_(Case.assignee == f.assignee, ~lead_stage_sql(types)),
+        ]
         if f.assignee == actor.email:
             mine.append(leads_sql(types, actor))
         hidden.append(or_(*mine))
@@ -161,6 +165,18 @@ def queue_sql(types: list[CaseTypeRules], team: str) -> ColumnElement[bool]:
             and_(Case.type == r.type, Case.team == team, Case.stage.in_(r.team_stages()))
             for r in types
             if r.team_stages()
+        ),
+    )
+
+
+def lead_stage_sql(types: list[CaseTypeRules]) -> ColumnElement[bool]:
+    """The case is at a stage that waits on a role's holders alone (`lead_stages`)."""
+    return or_(
+        false(),
+        *(
+            and_(Case.type == r.type, Case.stage.in_(list(r.lead_stages())))
+            for r in types
+            if r.lead_stages()
         ),
     )
 
