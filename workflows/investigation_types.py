@@ -42,8 +42,9 @@ ROWS = (
     # The investigator gathers evidence and concludes.
     Stage(INVESTIGATION, owner="party:investigator"),
     # A SIRT lead other than the investigator closes or reopens: the leads' queue, not
-    # the investigator whose finding it is.
-    Stage(REVIEW, owner=QUEUE, queue="sirt_lead", assignee_role="sirt_lead"),
+    # the investigator whose finding it is. Reassigning it names who investigates if it is
+    # reopened (the review stays the leads'): an investigator, so SIRT's role.
+    Stage(REVIEW, owner=QUEUE, queue="sirt_lead"),
 )
 STAGES = tuple(row.name for row in ROWS)
 

@@ -37,7 +37,8 @@ def test_each_stage_names_the_role_its_assignee_needs() -> None:
     assert ipa.RULES.role_for(ipa.MANAGER_ENDORSEMENT) == "sac"
     assert pex.RULES.role_for(pex.DECISION) == "sac_lead"
     assert abu.RULES.role_for(abu.INVESTIGATION) == "sirt"
-    assert abu.RULES.role_for(abu.REVIEW) == "sirt_lead"
+    # Reassigning a review names the investigator of a reopened case (the leads decide).
+    assert abu.RULES.role_for(abu.REVIEW) == "sirt"
     assert dis.RULES.role_for(dis.HEARING) == "hr"
     assert dis.RULES.role_for(dis.APPEAL) == "hr_lead"
     # `assign` and `accept` hand over the next stage's work: its row decides.
