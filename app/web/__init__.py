@@ -112,7 +112,7 @@ def install_pages(app: FastAPI, settings: Settings | None = None) -> None:
 
 
 # The page modules, each with its own `router` (imported last: they use the names above).
-from app.web import case_page, dashboard, evidence, mail, new_case, signin, work  # noqa: E402
+from app.web import audit, case_page, dashboard, evidence, mail, new_case, signin, work  # noqa: E402
 
-for _module in (signin, work, new_case, case_page, evidence, dashboard, mail):
+for _module in (signin, work, new_case, case_page, evidence, audit, dashboard, mail):
     pages_router.include_router(_module.router)

@@ -23,6 +23,7 @@ from app.web.resume import take_typed
 from app.web.session import flash, services_of, signed_in
 from domain import text
 from domain.sla import sla_badge
+from domain.views import may_export
 from workflows.common import OPEN, Actor
 from workflows.registry import CASE_TYPES
 from workflows.rules import CaseTypeRules, Field
@@ -184,6 +185,7 @@ async def show_case(
         values=values,
         refused=top_error,
         typed=typed_back,
+        audits=whole and may_export(me),
     )
 
 
