@@ -12,7 +12,6 @@ from playwright.async_api import ConsoleMessage, Page, Route, expect
 from tests.web.conftest import Stack, shot
 from tests.web.test_browser_dashboard_mail import IPA
 
-
 # The one remote address ReDoc's bundle names: the small logo of its footer badge, refused
 # by the policy's img-src before any request is made (nothing else is lost without it).
 REDOC_LOGO = "https://cdn.redoc.ly/redoc/logo-mini.svg"
