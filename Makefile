@@ -14,9 +14,16 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
-install: $(STAMP)
+# The front-end assets the app serves itself (package.json: Swagger UI, ReDoc), from the
+# npm registry, never a CDN at run time.
+NODE_STAMP := node_modules/.installed
+$(NODE_STAMP): package.json package-lock.json
+	npm ci --ignore-scripts --omit=peer --no-audit --no-fund
+	touch $(NODE_STAMP)
 
-run: $(STAMP)
+install: $(STAMP) $(NODE_STAMP)
+
+run: $(STAMP) $(NODE_STAMP)
 	$(BIN)/casework migrate
 	$(BIN)/casework up
 
@@ -28,7 +35,7 @@ lint: $(STAMP)
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-test: lint chromium
+test: lint chromium $(NODE_STAMP)
 	$(BIN)/pytest -q
 
 # The browser tests drive Debian's Chromium (Playwright never downloads a browser).

@@ -19,9 +19,11 @@ from app.service.errors import NotFound, ServiceError
 from app.web.fields import OBJECT_FIELDS, Widget, error_field, from_form, widgets
 from app.web.forms import Form, posted_form
 from app.web.render import render
+from app.web.resume import take_typed
 from app.web.session import flash, services_of, signed_in
 from domain import text
 from domain.sla import sla_badge
+from domain.views import may_export
 from workflows.common import OPEN, Actor
 from workflows.registry import CASE_TYPES
 from workflows.rules import CaseTypeRules, Field
@@ -43,6 +45,16 @@ class ActionForm:
     policy: str | None
     fields: list[Widget]
     danger: bool
+
+
+@dataclass(frozen=True)
+class TypedBack:
+    """A form whose sign-in ended before it was sent (`app.web.resume`), shown again."""
+
+    action: str
+    label: str
+    open: bool  # still an action of the viewer's here: its form is filled in again
+    values: dict[str, str]
 
 
 @dataclass(frozen=True)
@@ -169,6 +181,13 @@ async def show_case(
             if refused.field in names:
                 field_errors[form.name] = {str(refused.field): refused.message}
         top_error = refused
+    typed_back = None
+    if refused is None and (typed := take_typed(request, me)) and typed.action:
+        still = any(f.name == typed.action for f in forms)
+        if still:
+            values[typed.action] = typed.values
+        label = rules.by_name[typed.action].label if typed.action in rules.by_name else None
+        typed_back = TypedBack(typed.action, label or text.label(typed.action), still, typed.values)
     return render(
         request,
         "case.html",
@@ -186,6 +205,8 @@ async def show_case(
         field_errors=field_errors,
         values=values,
         refused=top_error,
+        typed=typed_back,
+        audits=whole and may_export(me),
     )
 
 
