@@ -14,9 +14,16 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
-install: $(STAMP)
+# The front-end assets the app serves itself (package.json: Swagger UI, ReDoc), from the
+# npm registry, never a CDN at run time.
+NODE_STAMP := node_modules/.installed
+$(NODE_STAMP): package.json package-lock.json
+	npm ci --ignore-scripts --omit=peer --no-audit --no-fund
+	touch $(NODE_STAMP)
 
-run: $(STAMP)
+install: $(STAMP) $(NODE_STAMP) oidc-provider
+
+run: $(STAMP) $(NODE_STAMP)
 	$(BIN)/casework migrate
 	$(BIN)/casework up
 
@@ -28,7 +35,7 @@ lint: $(STAMP)
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-test: lint chromium oidc-provider
+test: lint chromium $(NODE_STAMP) oidc-provider
 	$(BIN)/pytest -q
 
 # The browser tests drive Debian's Chromium (Playwright never downloads a browser).
@@ -44,14 +51,11 @@ chromium:
 	fi
 
 # The demo OpenID Connect provider (oidc/provider.mjs on `oidc-provider` from the npm
-# registry): for the sign-in tests and `casework up --oidc-demo`. Skipped without npm.
+# registry, in a folder of its own): for the sign-in tests and `casework up --oidc-demo`.
 oidc-provider: oidc/node_modules/.installed
 oidc/node_modules/.installed: oidc/package.json oidc/package-lock.json
-	@if command -v npm >/dev/null 2>&1; then \
-		npm ci --ignore-scripts --no-audit --no-fund --prefix oidc && touch $@; \
-	else \
-		echo "npm is missing: the single sign-on tests are skipped (apt-get install nodejs npm)"; \
-	fi
+	npm ci --ignore-scripts --no-audit --no-fund --prefix oidc
+	touch $@
 
 # `make bench QUICK=1`: every bench at small sizes, to try them (figures: bench/RESULTS.md).
 bench: $(STAMP)

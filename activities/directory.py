@@ -36,6 +36,11 @@ def leavers(session: Session, emails: Iterable[str]) -> set[str]:
     return set(found)
 
 
+def people_with_role(session: Session, role: str) -> list[Person]:
+    """Everyone holding `role`, by email."""
+    return _people_with_role(session, role)
+
+
 def _people_with_role(session: Session, role: str) -> list[Person]:
     # `roles` is a short `;`-separated list: LIKE narrows it down in the database, the
     # exact test on role_list decides (`sac` is also a substring of `sac_lead`).

@@ -11,7 +11,14 @@ The case operations are named here too, so that a front end reads as what it doe
 `service.open_case(...)`, `service.act(...)`.
 """
 
-from app.service.cases import OPENERS, act, case_events, get_case, open_case
+from app.service.cases import (
+    OPENERS,
+    act,
+    case_events,
+    eligible_assignees,
+    get_case,
+    open_case,
+)
 from app.service.evidence import evidence_download, upload_evidence
 from app.service.identity import actor_for, whoami
 from app.service.listing import DEFAULT_LIMIT, MAX_LIMIT, list_cases
@@ -27,6 +34,7 @@ __all__ = [
     "authenticate",
     "authenticate_reading",
     "case_events",
+    "eligible_assignees",
     "evidence_download",
     "get_case",
     "list_cases",

@@ -29,7 +29,7 @@ from models import Case, CaseEvent, Person
 from models.cases import party_email
 from workflows.common import OPEN, SYSTEM_ACTOR, Actor, PersonLeft, PersonLeftResult
 from workflows.registry import CASE_TYPES, PERSON_LEFT_UPDATE
-from workflows.rules import ASSIGNEE, QUEUE, CaseTypeRules
+from workflows.rules import CaseTypeRules
 
 # Who moves a leaver's work: the system, with the administrator's right to reassign.
 MOVER = Actor(SYSTEM_ACTOR, roles=["admin"], name="Casework")
@@ -162,7 +162,7 @@ def _replacement(session: Session, rules: CaseTypeRules, case: _Open, email: str
     """Who takes over a case assigned to `email`: their manager, else their team's lead,
     the first who has not left, holds the role the stage needs and is not a party in
     conflict (an investigation's perpetrator, a referral's subject)."""
-    role = _role_needed(rules, case.stage)
+    role = rules.role_for(case.stage)  # as `reassign` will check it (assignment_refusal)
     in_conflict = {case.parties.get(p) for p in rules.parties_in_conflict}
     candidates: Sequence[str | None] = (
         _active_manager_above(session, email),
@@ -175,14 +175,3 @@ def _replacement(session: Session, rules: CaseTypeRules, case: _Open, email: str
         if person is not None and person.active and role in person.role_list:
             return candidate
     return None
-
-
-def _role_needed(rules: CaseTypeRules, stage: str) -> str:
-    """The role whoever is assigned `stage` holds: a leads' queue's, else the team's."""
-    try:
-        row = rules.stage(stage)
-    except KeyError:
-        return rules.team
-    if row.owner in (ASSIGNEE, QUEUE) and row.queue:
-        return row.queue
-    return rules.team

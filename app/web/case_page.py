@@ -8,7 +8,7 @@ from the action's table; a refusal comes back beside the field it names.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
@@ -19,9 +19,11 @@ from app.service.errors import NotFound, ServiceError
 from app.web.fields import OBJECT_FIELDS, Widget, error_field, from_form, widgets
 from app.web.forms import Form, posted_form
 from app.web.render import render
+from app.web.resume import take_typed
 from app.web.session import flash, services_of, signed_in
 from domain import text
 from domain.sla import sla_badge
+from domain.views import may_export
 from workflows.common import OPEN, Actor
 from workflows.registry import CASE_TYPES
 from workflows.rules import CaseTypeRules, Field
@@ -43,6 +45,16 @@ class ActionForm:
     policy: str | None
     fields: list[Widget]
     danger: bool
+
+
+@dataclass(frozen=True)
+class TypedBack:
+    """A form whose sign-in ended before it was sent (`app.web.resume`), shown again."""
+
+    action: str
+    label: str
+    open: bool  # still an action of the viewer's here: its form is filled in again
+    values: dict[str, str]
 
 
 @dataclass(frozen=True)
@@ -99,17 +111,33 @@ def shown(spec: Field, value: Any) -> Any:
     return value
 
 
-def action_forms(rules: CaseTypeRules, case: dict[str, Any]) -> list[ActionForm]:
+def action_forms(
+    rules: CaseTypeRules,
+    case: dict[str, Any],
+    pickers: dict[str, list[dict[str, str]]] | None = None,
+) -> list[ActionForm]:
+    """A form per action the viewer may take; an assigning action's person field is a
+    picker of `pickers[action]`, the people it may assign (`service.eligible_assignees`)."""
     forms = []
     for name in case["actions"]:
         rule = rules.action(name, case["stage"])
         specs = tuple(f for f in rule.fields if (name, f.name) not in FILLED_BY_UPLOAD)
+        fields = widgets(rules.type, specs, "")
+        if rule.assigns is not None and pickers is not None and name in pickers:
+            options = tuple(
+                (p["email"], f"{p['name']} ({p['email']})" if p["name"] else p["email"])
+                for p in pickers[name]
+            )
+            fields = [
+                replace(w, control="person", options=options) if w.name == rule.assigns.field else w
+                for w in fields
+            ]
         forms.append(
             ActionForm(
                 name=name,
                 label=rule.label or text.label(name),
                 policy=rule.policy,
-                fields=widgets(rules.type, specs, ""),
+                fields=fields,
                 danger=name in DANGEROUS,
             )
         )
@@ -134,7 +162,12 @@ async def show_case(
     rules = CASE_TYPES[case["type"]]
     whole = "details" in case
     events = await service.case_events(svc, actor=me, case_id=case_id) if whole else []
-    forms = action_forms(rules, case)
+    pickers = {
+        name: await service.eligible_assignees(svc, actor=me, case_id=case_id, action=name)
+        for name in case["actions"]
+        if rules.action(name, case["stage"]).assigns is not None
+    }
+    forms = action_forms(rules, case, pickers)
     upload = upload_form(rules, forms)
     field_errors: dict[str, dict[str, str]] = {}
     values: dict[str, dict[str, str]] = {}
@@ -148,6 +181,13 @@ async def show_case(
             if refused.field in names:
                 field_errors[form.name] = {str(refused.field): refused.message}
         top_error = refused
+    typed_back = None
+    if refused is None and (typed := take_typed(request, me)) and typed.action:
+        still = any(f.name == typed.action for f in forms)
+        if still:
+            values[typed.action] = typed.values
+        label = rules.by_name[typed.action].label if typed.action in rules.by_name else None
+        typed_back = TypedBack(typed.action, label or text.label(typed.action), still, typed.values)
     return render(
         request,
         "case.html",
@@ -165,6 +205,8 @@ async def show_case(
         field_errors=field_errors,
         values=values,
         refused=top_error,
+        typed=typed_back,
+        audits=whole and may_export(me),
     )
 
 
