@@ -260,7 +260,9 @@ def _retention_report(settings: Settings, args: argparse.Namespace) -> int:
 def _up(settings: Settings, args: argparse.Namespace) -> int:
     from app.runtime.stack import run_up  # heavy: imported when run
 
-    return asyncio.run(run_up(settings, oidc_demo=bool(getattr(args, "oidc_demo", False))))
+    if getattr(args, "oidc_demo", False):
+        return asyncio.run(run_up(settings, oidc_demo=True))
+    return asyncio.run(run_up(settings))
 
 
 def _worker(settings: Settings, args: argparse.Namespace) -> int:

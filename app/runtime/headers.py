@@ -7,6 +7,8 @@ Every response, page, API, static file or docs alike, carries:
   Two routes loosen one thing each: ReDoc (`/redoc`) styles itself with inline `<style>`
   and runs its search in a `blob:` worker; a caught email's page (`/mail/<name>`) shows
   the email's own inline styles in its sandboxed frame (which inherits the policy).
+  With single sign-on, `form-action` also names the provider's origin: signing out
+  ends the provider's session too, by a redirect there.
 - `X-Frame-Options: DENY`, for browsers older than `frame-ancestors`;
 - `Referrer-Policy: no-referrer`: a case id in an address never leaves in a Referer;
 - `X-Content-Type-Options: nosniff`.
@@ -18,6 +20,8 @@ browser or a proxy, so after signing out, Back shows no case. A route that set i
 """
 
 from __future__ import annotations
+
+from urllib.parse import urlsplit
 
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -45,9 +49,26 @@ FIXED = {
 }
 
 
-def content_security_policy(path: str) -> str:
+def content_security_policy(path: str, form_origin: str | None = None) -> str:
+    """The policy of `path`; `form_origin`: the single sign-on provider's origin, which a
+    form may also lead to (Sign out ends the provider's session with a redirect there)."""
     extra = next((more for prefix, more in LOOSER if path.startswith(prefix)), ())
-    return "; ".join((*BASE_POLICY, *extra))
+    base: tuple[str, ...] = BASE_POLICY
+    if form_origin:
+        base = tuple(
+            f"form-action 'self' {form_origin}" if p == "form-action 'self'" else p for p in base
+        )
+    return "; ".join((*base, *extra))
+
+
+def _provider_origin(scope: Scope) -> str | None:
+    """The origin of CASEWORK_OIDC_ISSUER, from the app's services, if one is configured."""
+    services = getattr(getattr(scope.get("app"), "state", None), "services", None)
+    issuer = getattr(getattr(services, "settings", None), "oidc_issuer", None)
+    if not isinstance(issuer, str):
+        return None
+    parts = urlsplit(issuer)
+    return f"{parts.scheme}://{parts.netloc}"
 
 
 def cacheable(path: str) -> bool:
@@ -65,7 +86,7 @@ class SecurityHeaders:
             await self.app(scope, receive, send)
             return
         path: str = scope.get("path", "")
-        policy = content_security_policy(path)
+        policy = content_security_policy(path, _provider_origin(scope))
         store = not cacheable(path)
 
         async def send_with_headers(message: Message) -> None:

@@ -18,6 +18,7 @@ from sqlalchemy import Engine
 from app.platform.db import session_factory
 from app.platform.settings import Settings
 from app.runtime import oidc_demo
+from app.runtime.mailcatcher import MailCatcher
 from app.runtime.webapp import create_app
 from app.service.services import Services
 from domain.policy import load_policy
@@ -44,13 +45,14 @@ async def sso_site(
             "CASEWORK_DATABASE_URL": str(browser_engine.url),
             "CASEWORK_TASK_QUEUE": queue,
             "CASEWORK_HTTP_PORT": str(port),
-            "CASEWORK_SMTP_HOST": "127.0.0.1",
-            "CASEWORK_SMTP_PORT": str(free_port()),  # nobody listens: mail is not this test's
             **provider.settings_env(),
         }
     )
     env = await start_time_skipping()
-    worker = build_worker(env.client, settings=settings, engine=browser_engine, task_queue=queue)
+    catcher = MailCatcher(settings.data_dir)
+    catcher.start()
+    mailing = settings.model_copy(update={"smtp_host": catcher.host, "smtp_port": catcher.port})
+    worker = build_worker(env.client, settings=mailing, engine=browser_engine, task_queue=queue)
     services = Services(
         settings=settings,
         sessions=session_factory(browser_engine),
@@ -73,6 +75,7 @@ async def sso_site(
         if executor is not None:
             await asyncio.to_thread(executor.shutdown, wait=True)
     finally:
+        catcher.stop()
         await env.shutdown()
         provider.stop()
 

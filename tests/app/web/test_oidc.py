@@ -114,6 +114,9 @@ async def test_signing_out_ends_the_providers_session_too(
 ) -> None:
     await sign_in(app_client, "employee@dwp.gov.uk")
     home = await app_client.get("/")
+    # The page's forms may lead to the provider (and nowhere else): signing out goes there.
+    policy = home.headers["content-security-policy"]
+    assert f"form-action 'self' {provider.issuer};" in policy
     csrf = home.text.split('name="csrf_token" value="')[1].split('"')[0]
     out = await app_client.post("/signout", data={"csrf_token": csrf})
     assert out.status_code == 303
