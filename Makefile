@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench chaos chromium install clean
+.PHONY: run test lint bench chaos chromium assets install clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -14,9 +14,25 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
-install: $(STAMP)
+# The pages' assets (GOV.UK Frontend, MOJ Frontend) and the browser tests' axe-core, from
+# the npm registry at the versions package-lock.json pins; app/web/assets.py serves them at
+# /assets. No package's install scripts run; MOJ Frontend's optional peer (moment) is left out.
+NODE_STAMP := node_modules/.installed
+$(NODE_STAMP): package.json package-lock.json
+	@if ! command -v npm >/dev/null 2>&1; then \
+		if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+			echo "installing Debian's npm for the pages' assets"; \
+			apt-get update -q && apt-get install -y -q --no-install-recommends npm; \
+		else echo "npm is missing: sudo apt-get install npm"; exit 1; fi; \
+	fi
+	npm ci --ignore-scripts --omit=peer --no-audit --no-fund
+	touch $(NODE_STAMP)
 
-run: $(STAMP)
+assets: $(NODE_STAMP)
+
+install: $(STAMP) $(NODE_STAMP)
+
+run: $(STAMP) $(NODE_STAMP)
 	$(BIN)/casework migrate
 	$(BIN)/casework up
 
@@ -28,7 +44,7 @@ lint: $(STAMP)
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-test: lint chromium
+test: lint chromium assets
 	$(BIN)/pytest -q
 
 # The browser tests drive Debian's Chromium (Playwright never downloads a browser).
