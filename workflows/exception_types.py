@@ -106,7 +106,14 @@ RULES = CaseTypeRules(
     ),
     actions=(
         ActionRule("accept", frozenset({TRIAGE}), ("role:sac",), label="Accept", policy="5.2"),
-        ActionRule("reject", frozenset({TRIAGE}), ("role:sac",), (REASON,), label="Reject"),
+        ActionRule(
+            "reject",
+            frozenset({TRIAGE}),
+            ("role:sac",),
+            (REASON,),
+            label="Reject",
+            irreversible=True,
+        ),
         *ask_requester_actions(frozenset({TRIAGE}), ("role:sac",)),
         ActionRule(
             "submit_assessment",
@@ -122,6 +129,7 @@ RULES = CaseTypeRules(
             not_party=DECIDERS_NOT,
             label="Approve",
             policy="5.2",
+            irreversible=True,
         ),
         # The same name as at triage, other people: `CaseTypeRules.action` picks by stage.
         ActionRule(
@@ -131,6 +139,7 @@ RULES = CaseTypeRules(
             (REASON,),
             not_party=DECIDERS_NOT,
             label="Reject",
+            irreversible=True,
         ),
         ActionRule(
             "extend",
@@ -140,8 +149,17 @@ RULES = CaseTypeRules(
             label="Extend",
             policy="5.2",
         ),
-        ActionRule("revoke", frozenset({ACTIVE}), ("role:sac",), (REASON,), label="Revoke"),
-        ActionRule("withdraw", BEFORE_ACTIVE, ("party:requester",), label="Withdraw"),
+        ActionRule(
+            "revoke",
+            frozenset({ACTIVE}),
+            ("role:sac",),
+            (REASON,),
+            label="Revoke",
+            irreversible=True,
+        ),
+        ActionRule(
+            "withdraw", BEFORE_ACTIVE, ("party:requester",), label="Withdraw", irreversible=True
+        ),
         *common_actions("sac", frozenset(STAGES)),
     ),
 )

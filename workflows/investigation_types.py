@@ -160,6 +160,7 @@ RULES = CaseTypeRules(
             ("role:sirt", "role:sirt_lead"),
             (REASON,),
             label="No further action",
+            irreversible=True,
         ),
         ActionRule(
             "add_evidence",
@@ -211,6 +212,7 @@ RULES = CaseTypeRules(
             ("role:sirt_lead",),
             not_party=("investigator", "concluded_by"),
             label="Close",
+            irreversible=True,
         ),
         ActionRule(
             "reopen",

@@ -116,6 +116,7 @@ RULES = CaseTypeRules(
             ("role:hr", "role:hr_lead"),
             (REASON,),
             label="No case to answer",
+            irreversible=True,
         ),
         ActionRule(
             "schedule_hearing",
@@ -131,6 +132,7 @@ RULES = CaseTypeRules(
             (Field("outcome", "choice", choices=HEARING_OUTCOMES, policy="6.2"), REASON),
             label="Record the outcome",
             policy="6.2",
+            irreversible=True,
         ),
         ActionRule(
             "appeal",
@@ -147,6 +149,7 @@ RULES = CaseTypeRules(
             # Not decided by whoever heard the case.
             not_party=("caseworker",),
             label="Decide the appeal",
+            irreversible=True,
         ),
         *common_actions("hr", frozenset(STAGES)),
     ),

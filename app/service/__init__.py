@@ -11,10 +11,19 @@ The case operations are named here too, so that a front end reads as what it doe
 `service.open_case(...)`, `service.act(...)`.
 """
 
-from app.service.cases import OPENERS, act, case_events, get_case, open_case
+from app.service.cases import (
+    OPENERS,
+    act,
+    case_events,
+    get_case,
+    open_case,
+    preview_action,
+    unavailable_actions,
+)
 from app.service.evidence import evidence_download, upload_evidence
 from app.service.identity import actor_for, whoami
 from app.service.listing import DEFAULT_LIMIT, MAX_LIMIT, list_cases
+from app.service.names import names_of
 from app.service.signin import CaseRead, authenticate, authenticate_reading
 
 __all__ = [
@@ -30,7 +39,10 @@ __all__ = [
     "evidence_download",
     "get_case",
     "list_cases",
+    "names_of",
     "open_case",
+    "preview_action",
+    "unavailable_actions",
     "upload_evidence",
     "whoami",
 ]

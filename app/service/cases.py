@@ -31,6 +31,7 @@ from app.service.errors import (
     ServiceError,
     for_refusal,
     from_refusal,
+    invalid_fields,
     is_refusal,
     temporal_errors,
 )
@@ -43,7 +44,14 @@ from models import Case, CaseEvent
 from workflows import investigation_types, ipa_types, referral_types
 from workflows.common import OPEN, ActionRequest, Actor, CaseInput, CaseSnapshot, EventIn
 from workflows.registry import ACT_UPDATE, CASE_TYPES, OPENED_UPDATE
-from workflows.rules import CaseTypeRules, Refusal, clean_fields, parties_from_details
+from workflows.rules import (
+    CaseTypeRules,
+    Refusal,
+    check_action,
+    clean_fields,
+    field_problems,
+    parties_from_details,
+)
 
 CLOSED_MESSAGE = "case is closed"
 MAX_ACTION = 40
@@ -84,6 +92,8 @@ async def open_case(
     opener = OPENERS.get(rules.type)
     if opener is not None and (not_yours := opener(actor, details)) is not None:
         raise from_refusal(not_yours)
+    if problems := field_problems(rules.details, details):
+        raise invalid_fields(problems, "details.")  # every field's problem at once
     try:
         cleaned = clean_fields(rules.details, details)
         intake = INTAKE.get(rules.type)
@@ -133,7 +143,9 @@ async def open_case(
 def _in_details(refusal: Refusal) -> Refusal:
     """Name a details field as the request names it: `details.account_kind`."""
     if refusal.field and not refusal.message.startswith("details."):
-        return Refusal(refusal.code, f"details.{refusal.message}", f"details.{refusal.field}")
+        return Refusal(
+            refusal.code, f"details.{refusal.message}", f"details.{refusal.field}", refusal.plain
+        )
     return refusal
 
 
@@ -205,6 +217,7 @@ async def act(
         raise Invalid("fields: expected an object")
     rules, case = await load_case(svc, case_id, read)
     await refuse_unless_open_to(svc, actor, rules, case, action)
+    await refuse_bad_fields(svc, actor, rules, case, action, fields)
     handle = svc.client.get_workflow_handle(case_id)
     request = ActionRequest(action=action, actor=actor, fields=dict(fields))
     with temporal_errors():
@@ -239,6 +252,24 @@ async def refuse_unless_open_to(
         raise await record_refusal(svc, actor, case, action, Conflict(CLOSED_MESSAGE))
 
 
+async def refuse_bad_fields(
+    svc: Services,
+    actor: Actor,
+    rules: CaseTypeRules,
+    case: CaseSnapshot,
+    action: str,
+    fields: dict[str, Any],
+) -> None:
+    """Every bad field at once (422, recorded), where the read model says the action is
+    the actor's to take; otherwise the workflow's validator decides, and says why."""
+    try:
+        rule = check_action(rules, case, actor, action)
+    except Refusal:
+        return
+    if problems := field_problems(rule.fields, fields):
+        raise await record_refusal(svc, actor, case, action, invalid_fields(problems))
+
+
 async def record_refusal(
     svc: Services, actor: Actor, case: CaseSnapshot, action: str, error: ServiceError
 ) -> ServiceError:
@@ -256,3 +287,53 @@ async def record_refusal(
     )
     await asyncio.to_thread(append_events_retrying, svc.sessions, case.id, [event])
     return error
+
+
+async def preview_action(
+    svc: Services, *, actor: Actor, case_id: str, action: str, fields: dict[str, Any]
+) -> dict[str, Any]:
+    """What `act` would refuse, said before anything is sent (a confirmation page asks
+    first): 404 to whoever may not see the case, 409/403 from the read model by
+    `check_action`, every bad field at once (422). Records nothing: nothing was tried.
+    The case as the actor sees it, where the action may go ahead."""
+    rules, case, view = await visible_case(svc, actor, case_id)
+    if case.status != OPEN:
+        raise Conflict(CLOSED_MESSAGE)
+    try:
+        rule = check_action(rules, case, actor, action)
+    except Refusal as r:
+        raise from_refusal(r) from None
+    if problems := field_problems(rule.fields, fields):
+        raise invalid_fields(problems)
+    return case_json(rules, case, actor, view)
+
+
+# Common to every case type and never anyone's to explain: whoever may comment does.
+_NOT_EXPLAINED = {"comment"}
+
+
+async def unavailable_actions(
+    svc: Services, *, actor: Actor, case_id: str
+) -> list[tuple[str, str, str]]:
+    """The actions of the case's current stage that `actor` may not take, where they
+    would want to know why: (action, label, reason), the reason in `check_action`'s own
+    words. Said to members of the case's team (a SAC officer learns that only a SAC
+    lead decides), and to anyone a four-eyes rule keeps from an action (the SAC lead
+    who assessed an exception), never to the parties of a confidential case."""
+    rules, case, view = await visible_case(svc, actor, case_id)
+    if view != "whole" or case.status != OPEN:
+        return []
+    in_team = rules.team in actor.roles or f"{rules.team}_lead" in actor.roles
+    out = []
+    for name in rules.by_name:
+        if name in _NOT_EXPLAINED:
+            continue
+        rule = rules.action(name, case.stage)
+        if case.stage not in rule.stages:
+            continue
+        try:
+            check_action(rules, case, actor, name)
+        except Refusal as r:
+            if in_team or r.message.endswith("(four eyes)"):
+                out.append((name, rule.label or name.replace("_", " ").capitalize(), r.plain))
+    return out
