@@ -50,6 +50,7 @@ from workflows.rules import (
     check_action,
     clean_fields,
     field_problems,
+    holds,
     parties_from_details,
 )
 
@@ -308,8 +309,9 @@ async def preview_action(
     return case_json(rules, case, actor, view)
 
 
-# Common to every case type and never anyone's to explain: whoever may comment does.
-_NOT_EXPLAINED = {"comment"}
+# Common to every case type, and not worth a line on every page: whoever may comment
+# does; reassigning is the leads' and administrators' housekeeping.
+_NOT_EXPLAINED = {"comment", "reassign"}
 
 
 async def unavailable_actions(
@@ -331,9 +333,14 @@ async def unavailable_actions(
         rule = rules.action(name, case.stage)
         if case.stage not in rule.stages:
             continue
+        # A party's own action (the requester withdraws) is nobody else's question.
+        parties_only = all(w.startswith("party:") for w in rule.who)
         try:
             check_action(rules, case, actor, name)
         except Refusal as r:
-            if in_team or r.message.endswith("(four eyes)"):
+            four_eyes = r.message.endswith("(four eyes)") and any(
+                holds(w, actor, case, rules) for w in rule.who
+            )
+            if four_eyes or (in_team and not parties_only):
                 out.append((name, rule.label or name.replace("_", " ").capitalize(), r.plain))
     return out

@@ -330,8 +330,18 @@ async def show_case(
         refused=refused,
         summary=summary,
         stale=stale,
+        refused_label=_refused_label(rules, case, refused),
         page_error=bool(refused),
     )
+
+
+def _refused_label(rules: CaseTypeRules, case: dict[str, Any], refused: Refused | None) -> str:
+    if refused is None:
+        return ""
+    if refused.action == UPLOAD:
+        return "Upload"
+    rule = rules.by_name.get(refused.action)
+    return _label(rules.action(refused.action, case["stage"])) if rule else refused.action
 
 
 @router.get("/cases/{case_id}")
