@@ -67,7 +67,8 @@ def error_beside(page: httpx.Response, field_id: str) -> str:
 def summary_value(page: httpx.Response, key: str) -> str:
     """The value of a row of a GOV.UK summary list, by its key."""
     match = re.search(
-        rf'<dt class="govuk-summary-list__key">\s*{re.escape(key)}\s*(?:<strong[^>]*>[^<]*</strong>)?\s*</dt>\s*'
+        rf'<dt class="govuk-summary-list__key">\s*{re.escape(key)}\s*'
+        r"(?:<strong[^>]*>[^<]*</strong>)?\s*</dt>\s*"
         r'<dd class="govuk-summary-list__value">\s*(.*?)\s*</dd>',
         page.text,
         re.S,

@@ -16,7 +16,6 @@ from app import service
 from app.service.errors import Invalid
 from app.service.services import Services
 from tests.app.web.conftest import Browser
-from tests.fixtures_temporal import SmtpSink, eventually
 from tests.app.web.test_pages_cases import (
     EMPLOYEE,
     IPA_FORM,
@@ -31,6 +30,7 @@ from tests.app.web.test_pages_cases import (
     summary_value,
     timeline_titles,
 )
+from tests.fixtures_temporal import SmtpSink, eventually
 from workflows.common import Actor
 
 LEAD = "saclead@dwp.gov.uk"
