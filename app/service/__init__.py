@@ -18,6 +18,7 @@ from app.service.cases import (
     get_case,
     open_case,
     preview_action,
+    refusal_words,
     unavailable_actions,
 )
 from app.service.evidence import evidence_download, upload_evidence
@@ -42,6 +43,7 @@ __all__ = [
     "names_of",
     "open_case",
     "preview_action",
+    "refusal_words",
     "unavailable_actions",
     "upload_evidence",
     "whoami",

@@ -293,20 +293,39 @@ async def record_refusal(
 async def preview_action(
     svc: Services, *, actor: Actor, case_id: str, action: str, fields: dict[str, Any]
 ) -> dict[str, Any]:
-    """What `act` would refuse, said before anything is sent (a confirmation page asks
-    first): 404 to whoever may not see the case, 409/403 from the read model by
-    `check_action`, every bad field at once (422). Records nothing: nothing was tried.
-    The case as the actor sees it, where the action may go ahead."""
-    rules, case, view = await visible_case(svc, actor, case_id)
+    """What `act` would refuse, said before the action is sent (a confirmation page asks
+    first): 404 to whoever may not see the case, 409 once closed, 409/403 from the read
+    model by `check_action`, every bad field at once (422); each refusal recorded, as
+    `act` records its own. The case as the actor sees it, where the action may go ahead."""
+    rules, case = await load_case(svc, case_id)
+    await refuse_unless_open_to(svc, actor, rules, case, action)
+    if (refused := _refusal(rules, case, actor, action, fields)) is not None:
+        raise await record_refusal(svc, actor, case, action, refused)
+    return case_json(rules, case, actor, view_of(rules, case, actor) or "partial")
+
+
+async def refusal_words(
+    svc: Services, *, actor: Actor, case_id: str, action: str, fields: dict[str, Any]
+) -> ServiceError | None:
+    """Why the read model refuses this action, in `check_action`'s words for a person
+    (the workflow's validator sends only its message); None where it would not. Reads
+    only: nothing is recorded."""
+    rules, case, _ = await visible_case(svc, actor, case_id)
     if case.status != OPEN:
-        raise Conflict(CLOSED_MESSAGE)
+        return Conflict(CLOSED_MESSAGE)
+    return _refusal(rules, case, actor, action, fields)
+
+
+def _refusal(
+    rules: CaseTypeRules, case: CaseSnapshot, actor: Actor, action: str, fields: dict[str, Any]
+) -> ServiceError | None:
     try:
         rule = check_action(rules, case, actor, action)
     except Refusal as r:
-        raise from_refusal(r) from None
+        return from_refusal(r)
     if problems := field_problems(rule.fields, fields):
-        raise invalid_fields(problems)
-    return case_json(rules, case, actor, view)
+        return invalid_fields(problems)
+    return None
 
 
 # Common to every case type, and not worth a line on every page: whoever may comment

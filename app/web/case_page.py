@@ -400,13 +400,11 @@ async def _in_plain_words(
 ) -> ServiceError:
     """The workflow's refusal with `check_action`'s words for a person, where the read
     model gives the same refusal (the workflow's validator sends only its message)."""
-    try:
-        await service.preview_action(
-            services_of(request), actor=me, case_id=case_id, action=action, fields=fields
-        )
-    except ServiceError as again:
-        if again.status == e.status:
-            return type(e)(e.message, code=e.code, status=e.status, plain=again.plain)
+    again = await service.refusal_words(
+        services_of(request), actor=me, case_id=case_id, action=action, fields=fields
+    )
+    if again is not None and again.status == e.status:
+        return type(e)(e.message, code=e.code, status=e.status, plain=again.plain)
     return e
 
 
