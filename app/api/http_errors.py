@@ -1,6 +1,4 @@
-"""One error shape for every failure the API can answer: `{"error": {"code", "message"}}`,
-with `problems` (`[{"field", "message"}]`, the first being `message`) where several fields
-of one request were refused at once."""
+"""One error shape for every failure the API can answer: `{"error": {"code", "message"}}`."""
 
 from __future__ import annotations
 
@@ -30,16 +28,11 @@ _HTTP_CODES = {
 
 
 def error_response(
-    status: int,
-    code: str,
-    message: str,
-    headers: dict[str, str] | None = None,
-    problems: list[dict[str, str | None]] | None = None,
+    status: int, code: str, message: str, headers: dict[str, str] | None = None
 ) -> JSONResponse:
-    error: dict[str, object] = {"code": code, "message": message}
-    if problems:
-        error["problems"] = problems
-    return JSONResponse({"error": error}, status_code=status, headers=headers)
+    return JSONResponse(
+        {"error": {"code": code, "message": message}}, status_code=status, headers=headers
+    )
 
 
 async def _service_error(request: Request, exc: Exception) -> JSONResponse:
@@ -47,8 +40,7 @@ async def _service_error(request: Request, exc: Exception) -> JSONResponse:
     # RFC 6750: a 401 names the scheme the client should use.
     headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, Unauthorized) else {}
     headers.update(getattr(exc, "headers", None) or {})  # e.g. a 429's Retry-After
-    problems = [{"field": p.field, "message": p.message} for p in exc.problems]
-    return error_response(exc.status, exc.code, exc.message, headers or None, problems)
+    return error_response(exc.status, exc.code, exc.message, headers or None)
 
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:

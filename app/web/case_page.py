@@ -355,6 +355,11 @@ async def case_page(
     return await show_case(request, me, case_id, kinds=kind or [], order=order)
 
 
+def irreversible(rules: CaseTypeRules, action: str) -> bool:
+    """Whether the type's table marks `action` irreversible (at any of its stages)."""
+    return any(a.irreversible for a in rules.actions if a.name == action)
+
+
 def _typed(form: Form) -> dict[str, str]:
     return {k: v for k, v in form.items() if k not in ("csrf_token", SEEN_STAGE, CONFIRMED)}
 
@@ -369,14 +374,13 @@ async def take_action(
     svc = services_of(request)
     seen = form.get(SEEN_STAGE) or None
     try:
-        if rules is not None and rule is not None and form.get(CONFIRMED) != "yes":
-            case = await service.get_case(svc, actor=me, case_id=case_id)
+        if rules is not None and irreversible(rules, action) and form.get(CONFIRMED) != "yes":
+            # Refused as `act` would refuse it (and recorded so), or asked to confirm.
+            case = await service.preview_action(
+                svc, actor=me, case_id=case_id, action=action, fields=fields
+            )
             stage_rule = rules.action(action, case["stage"])
-            if stage_rule.irreversible:
-                await service.preview_action(
-                    svc, actor=me, case_id=case_id, action=action, fields=fields
-                )
-                return confirm_page(request, case, stage_rule, _typed(form), seen)
+            return confirm_page(request, case, stage_rule, _typed(form), seen)
         after = await service.act(svc, actor=me, case_id=case_id, action=action, fields=fields)
     except NotFound:
         raise
