@@ -12,6 +12,9 @@ the navigation and any flash messages left by the previous request.
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -146,6 +149,22 @@ def _environment() -> jinja2.Environment:
 
 
 ENV = _environment()
+
+
+def _inline_script_hashes() -> tuple[str, ...]:
+    """CSP source expressions (`'sha256-...'`) of the inline scripts every page carries:
+    only the GOV.UK template's snippet that marks the body `js-enabled`. init.js sets the
+    same classes, so a policy without it (`script-src 'self'`) loses nothing."""
+    assert ENV.loader is not None
+    source, _, _ = ENV.loader.get_source(ENV, f"{GOVUK_PREFIX}/template.html")
+    scripts = re.findall(r"<script[^>]*>(.*?)</script>", source, re.S)
+    return tuple(
+        "'sha256-" + base64.b64encode(hashlib.sha256(body.encode()).digest()).decode() + "'"
+        for body in scripts
+    )
+
+
+INLINE_SCRIPT_HASHES = _inline_script_hashes()
 
 
 def current_actor(request: Request) -> Actor | None:

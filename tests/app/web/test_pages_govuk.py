@@ -7,6 +7,8 @@ column, a timeline that folds system mail away and filters by kind and order."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import re
 
 import httpx
@@ -15,6 +17,7 @@ import pytest
 from app import service
 from app.service.errors import Invalid
 from app.service.services import Services
+from app.web.render import INLINE_SCRIPT_HASHES
 from tests.app.web.conftest import Browser
 from tests.app.web.test_pages_cases import (
     EMPLOYEE,
@@ -272,3 +275,31 @@ async def _until_mailed(browser: Browser, case_id: str) -> None:
         )
 
     await eventually(mailed)
+
+
+async def test_pages_need_no_inline_script_but_the_templates_own_snippet(
+    browser_factory: Open,
+) -> None:
+    """A strict CSP can apply: no inline event handler or style attribute, scripts from
+    /static and /assets only, and the one inline script is the GOV.UK template's, whose
+    hash `INLINE_SCRIPT_HASHES` gives; the assets are served from node_modules."""
+    employee = await as_person(browser_factory, EMPLOYEE)
+    case_id = await open_ipa(employee)
+    for path in ("/", "/cases/new/ipa_approval", f"/cases/{case_id}", "/?view=all"):
+        page = await employee.get(path)
+        assert not re.search(r"\son[a-z]+=", page.text), path
+        assert not re.search(r'\sstyle="', page.text), path
+        inline = re.findall(r"<script(?![^>]*\ssrc=)[^>]*>(.*?)</script>", page.text, re.S)
+        digests = {
+            "'sha256-" + base64.b64encode(hashlib.sha256(s.encode()).digest()).decode() + "'"
+            for s in inline
+        }
+        assert len(inline) == 1 and digests == set(INLINE_SCRIPT_HASHES), path
+        assert "js-enabled" in inline[0]
+        sources = re.findall(r'<script[^>]*\ssrc="([^"]+)"', page.text)
+        assert sources == ["/static/init.js"], path
+    for asset in ("/assets/govuk-frontend.min.css", "/assets/moj-frontend.min.js"):
+        assert (await employee.get(asset)).status_code == 200, asset
+    assert (await employee.get("/assets/fonts/bold-b542beb274-v2.woff2")).status_code == 200
+    init = await employee.get("/static/init.js")
+    assert "initAll" in init.text and "/assets/govuk-frontend.min.js" in init.text
