@@ -14,9 +14,10 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
-# The pages' assets (GOV.UK Frontend, MOJ Frontend) and the browser tests' axe-core, from
-# the npm registry at the versions package-lock.json pins; app/web/assets.py serves them at
-# /assets. No package's install scripts run; MOJ Frontend's optional peer (moment) is left out.
+# The front-end assets the app serves itself (package.json: GOV.UK Frontend and MOJ
+# Frontend for the pages, Swagger UI and ReDoc for /docs and /redoc) and the browser tests'
+# axe-core, from the npm registry at the versions package-lock.json pins; app/web/assets.py serves the
+# pages' at /assets. No package's install scripts run; MOJ Frontend's optional peer (moment) is left out.
 NODE_STAMP := node_modules/.installed
 $(NODE_STAMP): package.json package-lock.json
 	@if ! command -v npm >/dev/null 2>&1; then \

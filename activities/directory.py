@@ -23,6 +23,11 @@ def manager_of(session: Session, email: str) -> str | None:
     return session.scalar(select(Person.manager_email).where(Person.email == email))
 
 
+def people_with_role(session: Session, role: str) -> list[Person]:
+    """Everyone holding `role`, by email."""
+    return _people_with_role(session, role)
+
+
 def _people_with_role(session: Session, role: str) -> list[Person]:
     # `roles` is a short `;`-separated list: LIKE narrows it down in the database, the
     # exact test on role_list decides (`sac` is also a substring of `sac_lead`).

@@ -10,7 +10,12 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 from temporalio import activity
 
-from domain.records import append_events, in_transaction_retrying, upsert_case
+from domain.records import (
+    append_events,
+    in_transaction_retrying,
+    record_escalations,
+    upsert_case,
+)
 from workflows.common import RecordRequest
 from workflows.registry import RECORD_ACTIVITY
 
@@ -24,7 +29,9 @@ class RecordActivities:
         """Case row, then its events (they reference it), in one transaction."""
 
         def work(session: Session) -> None:
-            upsert_case(session, req.case)
+            current = upsert_case(session, req.case)
             append_events(session, req.case.id, req.events)
+            if current:
+                record_escalations(session, req.case, req.events)
 
         in_transaction_retrying(self._sessions, work)

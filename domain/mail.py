@@ -38,6 +38,7 @@ MAIL_KINDS = (
     "progress",
     "welfare",
     "attestation_due",
+    "appeal_open",
 )
 # Mails that must not even say which case they come from (a welfare note to a
 # target's manager): no case id in the body, the Message-ID or any header.
@@ -65,7 +66,11 @@ CONTEXT_DEFAULTS: dict[str, Any] = {
 # What a confidential mail may still say: which case, where to look, and for an
 # escalation who is holding it up (the manager could not act without that).
 _CONFIDENTIAL_KEEP = frozenset({"case_id", "url", "recipient_name"})
-_CONFIDENTIAL_KEEP_BY_KIND = {"escalation": frozenset({"owner", "level"})}
+_CONFIDENTIAL_KEEP_BY_KIND = {
+    "escalation": frozenset({"owner", "level"}),
+    # To a referral's subject: the outcome and by when they may appeal (their outline's).
+    "appeal_open": frozenset({"outcome", "due_at"}),
+}
 _ANONYMOUS_KEEP = frozenset({"recipient_name", "colleague"})
 
 # RFC 5322 msg-id characters we pass through; everything else is escaped as =XX.

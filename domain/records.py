@@ -17,12 +17,12 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Protocol, TypeVar, cast
 
-from sqlalchemy import Select, Table, bindparam, func, insert, or_, select, update
+from sqlalchemy import Select, Table, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from domain.times import iso_exact
-from models import Case, CaseEvent
+from models import Case, CaseEscalation, CaseEvent
 from workflows.common import CaseSnapshot, EventIn
 
 GENESIS_HASH = "0" * 64
@@ -247,13 +247,14 @@ _UPDATE_CASE = (
 )
 
 
-def upsert_case(session: Session, snapshot: CaseSnapshot) -> None:
+def upsert_case(session: Session, snapshot: CaseSnapshot) -> bool:
     """Insert or update the case row from the snapshot, bumping `version` when it changes.
 
     The workflow's updated_at only moves forward, so a stored row with a later one came
     from a newer snapshot, which a delayed retry must not undo. Writing the same
     snapshot again changes nothing, not even `version`. Written with Core statements, as
-    `append_events` is: a `Case` already loaded in the session is not refreshed.
+    `append_events` is: a `Case` already loaded in the session is not refreshed. False
+    when the stored row is newer (and so left as it is).
     """
     values = _row_values(snapshot)
     connection = session.connection()
@@ -263,9 +264,42 @@ def upsert_case(session: Session, snapshot: CaseSnapshot) -> None:
     if stored is None:
         connection.execute(_INSERT_CASE, {"id": snapshot.id, "version": 1, **values})
     elif stored.updated_at > snapshot.updated_at:
-        return
+        return False
     elif any(getattr(stored, name) != value for name, value in values.items()):
         connection.execute(_UPDATE_CASE, {"case_id": snapshot.id, **values})
+    return True
+
+
+_ESCALATIONS = cast(Table, CaseEscalation.__table__)
+
+
+def record_escalations(session: Session, snapshot: CaseSnapshot, events: Sequence[EventIn]) -> None:
+    """Keep `case_escalations` ("Escalated to me") with the case row: whoever each
+    `escalated` event reached, while the escalation lasts; nobody once it ends (the
+    stage moved on, its clock restarted, or the case closed). Call it only with a
+    snapshot `upsert_case` wrote (not an older one)."""
+    connection = session.connection()
+    if snapshot.status != "open" or not snapshot.escalation_level:
+        connection.execute(delete(_ESCALATIONS).where(_ESCALATIONS.c.case_id == snapshot.id))
+        return
+    for event in events:
+        to = event.data.get("to") if event.kind == "escalated" else None
+        if not isinstance(to, str) or not to:
+            continue
+        known = connection.execute(
+            select(_ESCALATIONS.c.email).where(
+                _ESCALATIONS.c.case_id == snapshot.id, _ESCALATIONS.c.email == to
+            )
+        ).first()
+        if known is None:
+            connection.execute(
+                insert(_ESCALATIONS).values(
+                    case_id=snapshot.id,
+                    email=to,
+                    level=int(event.data.get("level") or snapshot.escalation_level),
+                    at=_utc(event.at),
+                )
+            )
 
 
 def in_transaction_retrying(

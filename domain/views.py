@@ -89,6 +89,9 @@ def case_json(rules: CaseTypeRules, case: CaseSnapshot, actor: Actor, view: View
         "links": [{"id": link.id, "relation": link.relation} for link in case.links],
     }
     shown = whole if view == "whole" else {k: whole[k] for k in PARTIAL_FIELDS}
+    if view == "partial" and case.status == "open" and case.owner == actor.email:
+        # The case waits on them (a subject's appeal window): by when is theirs to know.
+        shown["due_at"] = whole["due_at"]
     # A partial viewer may still have an action (a subject's appeal).
     shown["actions"] = allowed_actions(rules, case, actor)
     return shown

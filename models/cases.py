@@ -42,7 +42,7 @@ LIST_COLUMNS = (
 )
 # The parties lists look up by email (viewers, conflicted parties: workflows/*_types.py);
 # each has an index on `party_email(parties, name)` (migration 0002).
-INDEXED_PARTIES = ("caseworker", "investigator", "perpetrator", "subject")
+INDEXED_PARTIES = ("caseworker", "investigator", "perpetrator", "subject", "requester_manager")
 
 
 class party_email(FunctionElement[str]):
@@ -153,6 +153,19 @@ class CaseEvent(Base):
         UniqueConstraint("case_id", "seq", name="uq_case_events_case_id_seq"),
         UniqueConstraint("case_id", "key", name="uq_case_events_case_id_key"),
     )
+
+
+class CaseEscalation(Base):
+    """Who an open case's escalation has reached ("Escalated to me"): a row per person
+    told, written with the `escalated` event and cleared when the escalation ends (the
+    stage moves on, or the case closes). Kept by `domain.records.upsert_case`."""
+
+    __tablename__ = "case_escalations"
+
+    case_id: Mapped[str] = mapped_column(String(40), ForeignKey("cases.id"), primary_key=True)
+    email: Mapped[str] = mapped_column(String(320), primary_key=True, index=True)
+    level: Mapped[int] = mapped_column(Integer)
+    at: Mapped[Timestamp]
 
 
 class SentMail(Base):

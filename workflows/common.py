@@ -28,6 +28,10 @@ class Actor:
     email: str
     roles: list[str] = field(default_factory=list)
     name: str = ""
+    # Whom they manage, directly or through others (the directory's management chains),
+    # as far as the request needs: the service narrows it to the case's requester before
+    # it reaches a workflow. `chain:requester` in a case type's viewers reads it.
+    manages: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -37,6 +41,9 @@ class ActionRequest:
     action: str
     actor: Actor
     fields: dict[str, Any] = field(default_factory=dict)
+    # The person an assigning action names (`ActionRule.assigns`), as the directory has
+    # them (the service looks them up); absent if the directory has no such person.
+    assignee: Actor | None = None
 
 
 @dataclass

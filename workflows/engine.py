@@ -58,6 +58,7 @@ from workflows.rules import (
     QUEUE,
     ActionRule,
     Refusal,
+    assignment_refusal,
     check_action,
     clean_fields,
 )
@@ -196,7 +197,12 @@ class CaseWorkflow(Outbox[StateT], Chase[StateT], Links[StateT]):
             if not self.state.opened_recorded:
                 raise Refusal("conflict", "case: still opening, try again")
             rule = check_action(self.RULES, self.case, request.actor, request.action)
-            self.check(rule, request.actor, clean_fields(rule.fields, request.fields))
+            fields = clean_fields(rule.fields, request.fields)
+            # Only a person in the directory with the stage's role, not a party to it.
+            refused = assignment_refusal(self.RULES, self.case, rule, fields, request.assignee)
+            if refused is not None:
+                raise refused
+            self.check(rule, request.actor, fields)
         except Refusal as refusal:
             raise ApplicationError(refusal.message, refusal.field, type=refusal.code) from None
 

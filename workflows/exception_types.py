@@ -42,7 +42,7 @@ ROWS = (
     # A SAC officer assesses the risk and the compensating controls.
     Stage(RISK_ASSESSMENT),
     # A SAC lead who did not assess it approves or rejects (four eyes).
-    Stage(DECISION, owner=QUEUE, queue="sac_lead"),
+    Stage(DECISION, owner=QUEUE, queue="sac_lead", assignee_role="sac_lead"),
     # Until it expires: its clock starts with the expiry notice, and when due it expires.
     Stage(ACTIVE, owner="party:requester", when_due="expire", clock_starts="expiry_notice"),
 )
@@ -95,6 +95,17 @@ RULES = CaseTypeRules(
     team="sac",
     rows=ROWS,
     workflow="PolicyExceptionWorkflow",
+    # Need to know (API.md): the requester, their management chain, SAC, auditors and
+    # admins see it whole; anyone else gets 404 and never finds it in a list.
+    full_viewers=(
+        "party:requester",
+        "chain:requester",
+        "party:requester_manager",
+        "role:sac",
+        "role:sac_lead",
+        "role:auditor",
+        "role:admin",
+    ),
     details=(
         Field("policy_section", max=20),
         Field("requirement", max=500),

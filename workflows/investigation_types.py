@@ -20,6 +20,7 @@ from workflows.rules import (
     INVALID,
     QUEUE,
     ActionRule,
+    Assigns,
     CaseTypeRules,
     Field,
     Refusal,
@@ -41,7 +42,8 @@ ROWS = (
     # The investigator gathers evidence and concludes.
     Stage(INVESTIGATION, owner="party:investigator"),
     # A SIRT lead other than the investigator closes or reopens: the leads' queue, not
-    # the investigator whose finding it is.
+    # the investigator whose finding it is. Reassigning it names who investigates if it is
+    # reopened (the review stays the leads'): an investigator, so SIRT's role.
     Stage(REVIEW, owner=QUEUE, queue="sirt_lead"),
 )
 STAGES = tuple(row.name for row in ROWS)
@@ -153,6 +155,7 @@ RULES = CaseTypeRules(
             (Field("investigator", "email"),),
             label="Assign an investigator",
             policy="6.3",
+            assigns=Assigns("investigator", INVESTIGATION),
         ),
         ActionRule(
             "no_further_action",

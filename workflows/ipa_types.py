@@ -96,6 +96,17 @@ RULES = CaseTypeRules(
     team="sac",
     rows=ROWS,
     workflow="IpaApprovalWorkflow",
+    # Need to know (API.md): the requester, their management chain, SAC, auditors and
+    # admins see it whole; anyone else gets 404 and never finds it in a list.
+    full_viewers=(
+        "party:requester",
+        "chain:requester",
+        "party:requester_manager",
+        "role:sac",
+        "role:sac_lead",
+        "role:auditor",
+        "role:admin",
+    ),
     details=(
         Field("account_kind", "choice", choices=ACCOUNT_KINDS, policy="5.1"),
         Field("platform", max=100),

@@ -70,6 +70,11 @@ class Outbox(CaseBase[StateT]):
         if recipients or team:
             self._outbox.append(_Mail(self._key("m"), kind, recipients, team, context))
 
+    def mail_party(self, kind: str, to: str, **context: Any) -> None:
+        """Queue an email to a party in conflict, of what is theirs to know (a subject's
+        outcome and appeal window): the one exception to `mail`'s rule, asked by name."""
+        self._outbox.append(_Mail(self._key("m"), kind, [to], None, context))
+
     def _mail_request(self, mail: _Mail) -> MailRequest:
         case = self.case
         return MailRequest(

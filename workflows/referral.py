@@ -24,6 +24,9 @@ from workflows.rules import INVALID, ActionRule, Refusal, parties_from_details
 # A referral an investigation raised is not mailed to its requester, the SIRT lead who
 # closed the investigation: they may not see it (API.md), and a link to it would 404.
 RAISER_NOT_MAILED = "referral-raiser-not-mailed"
+# The subject is told the outcome and the appeal deadline when it is recorded (policy
+# 6.4: only they may appeal); referrals recorded before it replay without the mail.
+SUBJECT_TOLD = "referral-subject-told"
 
 
 @workflow.defn(name=dis.RULES.workflow)
@@ -98,6 +101,10 @@ class DisciplinaryReferralWorkflow(CaseWorkflow[ReferralState]):
         # outline) would appeal against. Final when the window ends or the appeal fails.
         self.case.outcome = outcome
         self.move_to(dis.APPEAL_WINDOW)
+        subject = self.case.parties.get("subject")
+        if subject and workflow.patched(SUBJECT_TOLD):
+            # The due time is the window's end, planned before the mail is built.
+            self.mail_party("appeal_open", subject)
 
     # ---- the appeal window and the appeal ---------------------------------------------------
 

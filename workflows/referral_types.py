@@ -18,6 +18,7 @@ from workflows.rules import (
     FORBIDDEN,
     QUEUE,
     ActionRule,
+    Assigns,
     CaseTypeRules,
     Field,
     Refusal,
@@ -42,7 +43,7 @@ ROWS = (
     Stage(HEARING, owner="party:caseworker"),
     Stage(APPEAL_WINDOW, owner="party:subject", when_due="close_the_appeal_window"),
     # An HR lead decides the appeal: the leads' queue, not the caseworker who heard it.
-    Stage(APPEAL, owner=QUEUE, queue="hr_lead"),
+    Stage(APPEAL, owner=QUEUE, queue="hr_lead", assignee_role="hr_lead"),
 )
 STAGES = tuple(row.name for row in ROWS)
 
@@ -109,6 +110,7 @@ RULES = CaseTypeRules(
             ("role:hr", "role:hr_lead"),
             (Field("caseworker", "email"),),
             label="Accept",
+            assigns=Assigns("caseworker", HEARING),
         ),
         ActionRule(
             "no_case_to_answer",

@@ -95,6 +95,18 @@ class ActionRule:
     # Cannot be undone (a decision, a closure, a withdrawal): the pages ask the person to
     # confirm it first (app.web.case_page); the workflow takes it as any other.
     irreversible: bool = False
+    # An action that hands the case to a person (`reassign`, `assign`, `accept`): which
+    # field names them, and for which stage's work (`assignment_refusal`).
+    assigns: Assigns | None = None
+
+
+@dataclass(frozen=True)
+class Assigns:
+    """The field of an assigning action that names the person, and the stage whose row
+    says which role they must hold (`Stage.assignee_role`); None: the case's stage."""
+
+    field: str
+    stage: str | None = None
 
 
 # What a stage's owner is (`Stage.owner`) when no party of the case owns it.
@@ -124,6 +136,9 @@ class Stage:
     # starts its clock starts (`attest_every`), or that an action counts back from the
     # due time it sets (`expiry_notice`); None: the clock starts with the stage.
     clock_starts: str | None = None
+    # The role whoever is assigned the stage must hold (API.md: "holding the role the stage
+    # needs"); None is the case type's team role. A stage only a lead decides needs theirs.
+    assignee_role: str | None = None
 
     @property
     def party(self) -> str | None:
@@ -141,7 +156,9 @@ class CaseTypeRules:
     actions: tuple[ActionRule, ...]
     details: tuple[Field, ...]
     confidential: bool = False
-    # Parties who see the whole of a confidential case, besides `role:` holders.
+    # Who sees the whole of the case (a confidential one, or one on a need to know):
+    # `role:` holders, `party:` names, and `chain:<party>` (that party's management chain,
+    # `Actor.manages`). Empty on a type that is neither: everyone sees it whole.
     full_viewers: tuple[str, ...] = ()
     # Parties who see only a confidential case's outline (id, type, status, stage,
     # outcome): an investigation's reporter, a referral's subject.
@@ -172,6 +189,33 @@ class CaseTypeRules:
         """The row of stage `name`; KeyError for a stage the type does not have."""
         return self._rows[name]
 
+    @property
+    def need_to_know(self) -> bool:
+        """Whether only `full_viewers` see the case whole (else anyone does)."""
+        return self.confidential or bool(self.full_viewers)
+
+    def role_for(self, stage: str) -> str:
+        """The role a person assigned `stage` must hold: its row's, else the team's."""
+        row = self._rows.get(stage)
+        return (row.assignee_role if row else None) or self.team
+
+    def team_stages(self) -> tuple[str, ...]:
+        """Stages that wait on the team's queue (or whoever it assigns): not on a party
+        (a manager's endorsement, a requester's answer) nor on the leads alone."""
+        return tuple(
+            r.name
+            for r in self.rows
+            if r.owner in (ASSIGNEE, QUEUE) and r.queue in (None, self.team)
+        )
+
+    def lead_stages(self) -> dict[str, str]:
+        """Stages that wait on a role's holders alone (a SAC lead's decision): stage -> role."""
+        return {
+            r.name: r.queue
+            for r in self.rows
+            if r.owner in (ASSIGNEE, QUEUE) and r.queue not in (None, self.team)
+        }
+
     def action(self, name: str, stage: str | None = None) -> ActionRule:
         """The rule for `name`: where the name has a rule per stage, the one for `stage`."""
         rule = self.by_name.get(name)
@@ -198,6 +242,7 @@ def common_actions(team: str, open_stages: frozenset[str]) -> tuple[ActionRule, 
             ("lead", "role:admin"),
             (Field("assignee", "email"),),
             label="Reassign",
+            assigns=Assigns("assignee"),
         ),
     )
 
@@ -243,6 +288,10 @@ def holds(who: str, actor: Actor, case: CaseSnapshot, rules: CaseTypeRules) -> b
         return bool(case.parties.get(name)) and case.parties.get(name) == actor.email
     if kind == "lead":
         return f"{rules.team}_lead" in actor.roles
+    if kind == "chain":
+        # Someone in the party's management chain: they manage them, directly or not.
+        named = case.parties.get(name) or (case.requester if name == "requester" else None)
+        return bool(named) and named in actor.manages
     if kind == "viewer":
         # Auditors read everything and change nothing, unless the case is their own.
         if "auditor" in actor.roles and actor.email not in case.parties.values():
@@ -265,9 +314,39 @@ def may_see_whole(actor: Actor, case: CaseSnapshot, rules: CaseTypeRules) -> boo
     """Whether `actor` may read every field of `case` (confidentiality rule)."""
     if party_in_conflict(actor, case, rules) is not None:
         return False
-    if not rules.confidential:
+    if not rules.need_to_know:
         return True
     return any(holds(w, actor, case, rules) for w in rules.full_viewers)
+
+
+def assignment_refusal(
+    rules: CaseTypeRules,
+    case: CaseSnapshot,
+    rule: ActionRule,
+    fields: dict[str, Any],
+    assignee: Actor | None,
+) -> Refusal | None:
+    """Why the person an assigning action names (`rule.assigns`) may not be given the
+    case, if they may not: not in the directory (`assignee` None), without the role the
+    stage needs, or (a confidential case) a party to it. The workflow's validator and the
+    service ask this alike; the service looks `assignee` up in the directory."""
+    if rule.assigns is None:
+        return None
+    name = rule.assigns.field
+    email = fields.get(name)
+    if not email:
+        return None
+    if assignee is None or assignee.email != email:
+        return Refusal(INVALID, f"{name}: {email} is not in the directory", name)
+    role = rules.role_for(rule.assigns.stage or case.stage)
+    if role not in assignee.roles:
+        return Refusal(
+            INVALID, f"{name}: {email} does not hold the role {role} this stage needs", name
+        )
+    party = party_in_conflict(assignee, case, rules) if rules.confidential else None
+    if party is not None:
+        return Refusal(INVALID, f"{name}: {email} is the {party} of {case.id}, a party to it", name)
+    return None
 
 
 def check_action(rules: CaseTypeRules, case: CaseSnapshot, actor: Actor, action: str) -> ActionRule:
@@ -355,6 +434,8 @@ def _who_words(
             said.append(f"{an} {noun}" if article else noun)
         elif kind == "party":
             said.append(f"the {_PARTY_NOUNS.get(name, _spoken(name))}")
+        elif kind == "chain":
+            said.append(f"the {_PARTY_NOUNS.get(name, _spoken(name))}'s management chain")
         elif kind == "viewer":
             said.append("those who may see the whole case")
     return " or ".join(dict.fromkeys(said)) or "someone else"

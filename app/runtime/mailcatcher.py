@@ -18,7 +18,7 @@ from typing import Any
 
 from aiosmtpd.controller import Controller
 
-from app.service.mailbox import STAMP, mail_dir
+from app.service.mailbox import INDEX, STAMP, index_line, mail_dir
 
 
 class _Store:
@@ -44,6 +44,8 @@ class _Store:
         partial.write_bytes(head.encode("utf-8") + content)
         # A reader never sees half a message.
         os.replace(partial, path)
+        with self._lock, (self._dir / INDEX).open("a", encoding="utf-8") as index:
+            index.write(index_line(path.name, list(envelope.rcpt_tos)))
         return "250 Message accepted for delivery"
 
 

@@ -11,6 +11,7 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 from fastapi import FastAPI
 
+from app.api.docs import install_docs
 from app.api.http_errors import install_error_handlers
 from app.api.limits import MAX_BODY, BodySizeLimit, evidence_upload_limit
 from app.api.metrics import install_metrics
@@ -18,6 +19,7 @@ from app.api.routes import router
 from app.platform.logs import CaseIdMiddleware
 from app.platform.settings import Settings
 from app.runtime.bootstrap import running
+from app.runtime.headers import SecurityHeaders
 from app.service.services import Services
 from app.web import install_pages
 
@@ -39,13 +41,17 @@ def create_app(services_factory: ServicesFactory, settings: Settings | None = No
         summary="Case management for the Social Media Policy",
         version="1",
         lifespan=lifespan,
+        docs_url=None,  # served offline by install_docs, not from a CDN
+        redoc_url=None,
     )
     app.add_middleware(BodySizeLimit, limit=MAX_BODY, limit_for=evidence_upload_limit)
     app.add_middleware(CaseIdMiddleware)  # log lines while serving a case carry its id
     install_error_handlers(app)
     app.include_router(router)
     install_metrics(app)
+    install_docs(app)
     install_pages(app, settings)  # after the API's error handlers: it keeps them for /api
+    app.add_middleware(SecurityHeaders)  # outermost: every answer, errors included
     return app
 
 

@@ -17,9 +17,14 @@ from typing import Any
 from sqlalchemy import Row, exists, select
 from sqlalchemy.orm import Session
 
+from app.service.cases import get_case
+from app.service.errors import Forbidden, NotFound
+from app.service.services import Services
 from domain.records import GENESIS_HASH, hash_of
 from domain.retention import ANONYMISED, is_redacted
+from domain.views import may_export
 from models import Case, CaseEvent
+from workflows.common import Actor
 
 
 @dataclass(frozen=True)
@@ -110,3 +115,18 @@ def verify(session: Session, case_id: str | None = None) -> AuditResult:
     if case_id is not None and cases == 0:
         return AuditResult(False, 0, 0, f"{case_id}: no such case")
     return AuditResult(True, cases, events)
+
+
+async def verify_case(svc: Services, *, actor: Actor, case_id: str) -> AuditResult:
+    """One case's chain checked for a person, as `casework audit verify ID` checks it: for
+    auditors and administrators (`domain.views.may_export`, as for exports; 403 for
+    anyone else), on a case they see whole (404 for one they may not, a party to it
+    included)."""
+    if not may_export(actor):
+        raise Forbidden(
+            f"actor: {actor.email} may not verify audit trails (auditors and administrators only)"
+        )
+    case = await get_case(svc, actor=actor, case_id=case_id)
+    if "details" not in case:  # the outline only: a party to it, never its auditor
+        raise NotFound(f"case: no such case {case_id}")
+    return await svc.run(lambda session: verify(session, case_id))

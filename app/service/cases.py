@@ -22,7 +22,7 @@ from temporalio.client import WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from activities.directory import manager_of
+from activities.directory import manager_of, people_with_role
 from app.service.errors import (
     Conflict,
     Forbidden,
@@ -40,13 +40,15 @@ from app.service.signin import CaseRead
 from domain.case_ids import next_case_id
 from domain.records import append_events_retrying
 from domain.views import View, case_json, event_json, snapshot_of, view_of
-from models import Case, CaseEvent
+from models import Case, CaseEvent, Person
 from workflows import investigation_types, ipa_types, referral_types
 from workflows.common import OPEN, ActionRequest, Actor, CaseInput, CaseSnapshot, EventIn
 from workflows.registry import ACT_UPDATE, CASE_TYPES, OPENED_UPDATE
 from workflows.rules import (
+    ActionRule,
     CaseTypeRules,
     Refusal,
+    assignment_refusal,
     check_action,
     clean_fields,
     field_problems,
@@ -180,13 +182,44 @@ async def get_case(
     """The case as the actor may see it; `owner` adds whom it waits on (`with_owner`)."""
     rules, case, view = await visible_case(svc, actor, case_id)
     shown = case_json(rules, case, actor, view)
-    return with_owner(shown, case, view) if owner else shown
+    if not owner:
+        return shown
+    shown = with_owner(shown, case, view)
+    if view == "whole" and case.links:
+        shown["links"] = await _links_openable(svc, actor, case)
+    return shown
+
+
+async def _links_openable(svc: Services, actor: Actor, case: CaseSnapshot) -> list[dict[str, Any]]:
+    """The case's links, each with `may_open`: whether `actor` may open the linked case
+    (a page links it only then, and otherwise names it)."""
+    ids = [link.id for link in case.links]
+    rows = await svc.run(lambda s: list(s.scalars(select(Case).where(Case.id.in_(ids)))))
+    found = {row.id: row for row in rows}
+    links = []
+    for link in case.links:
+        row = found.get(link.id)
+        rules = CASE_TYPES.get(row.type) if row is not None else None
+        may_open = (
+            row is not None
+            and rules is not None
+            and view_of(rules, snapshot_of(row), actor) is not None
+        )
+        links.append({"id": link.id, "relation": link.relation, "may_open": may_open})
+    return links
 
 
 def with_owner(shown: dict[str, Any], case: CaseSnapshot, view: View) -> dict[str, Any]:
-    """`shown` plus `owner`, whom the open stage waits on (an email; None for the team's
-    queue), where the case is seen whole: the pages show it, the API's contract has none."""
-    return {**shown, "owner": case.owner} if view == "whole" else shown
+    """`shown` plus `owner`, whom the open stage waits on (an email; None for a queue),
+    and `queue`, the queue it waits on then (a team, or its leads: `sac_lead`), where the
+    case is seen whole: the pages show them, the API's contract has neither."""
+    if view != "whole":
+        return shown
+    rules = CASE_TYPES.get(case.type)
+    queue = case.team
+    if rules is not None and case.status == OPEN and case.stage in rules.stages:
+        queue = rules.stage(case.stage).queue or case.team
+    return {**shown, "owner": case.owner, "queue": queue}
 
 
 async def case_events(svc: Services, *, actor: Actor, case_id: str) -> list[dict[str, Any]]:
@@ -219,8 +252,11 @@ async def act(
     rules, case = await load_case(svc, case_id, read)
     await refuse_unless_open_to(svc, actor, rules, case, action)
     await refuse_bad_fields(svc, actor, rules, case, action, fields)
+    assignee = await _assignee_checked(svc, actor, rules, case, action, fields)
     handle = svc.client.get_workflow_handle(case_id)
-    request = ActionRequest(action=action, actor=actor, fields=dict(fields))
+    request = ActionRequest(
+        action=action, actor=for_case(actor, case), fields=dict(fields), assignee=assignee
+    )
     with temporal_errors():
         try:
             after = await handle.execute_update(ACT_UPDATE, request, result_type=CaseSnapshot)
@@ -237,6 +273,72 @@ async def act(
                 raise
             raise await record_refusal(svc, actor, case, action, Conflict(CLOSED_MESSAGE)) from e
     return case_json(rules, after, actor, view_of(rules, after, actor) or "partial")
+
+
+def for_case(actor: Actor, case: CaseSnapshot) -> Actor:
+    """`actor` as a workflow needs them for `case`: whom they manage narrowed to its
+    requester (the whole list could be thousands of people, on every action)."""
+    manages = [case.requester] if case.requester in actor.manages else []
+    return Actor(actor.email, roles=list(actor.roles), name=actor.name, manages=manages)
+
+
+def _person_actor(session: Session, email: str) -> Actor | None:
+    person = session.get(Person, email)
+    return None if person is None else Actor(person.email, person.role_list, person.name)
+
+
+async def _assignee_checked(
+    svc: Services,
+    actor: Actor,
+    rules: CaseTypeRules,
+    case: CaseSnapshot,
+    action: str,
+    fields: dict[str, Any],
+) -> Actor | None:
+    """For an action that assigns the case (`ActionRule.assigns`): the person it names, as
+    the directory has them, once `assignment_refusal` accepts them; a refusal is recorded
+    and raised (422). Anything else wrong with the action is the workflow's to refuse."""
+    try:
+        rule = check_action(rules, case, actor, action)
+        cleaned = clean_fields(rule.fields, fields)
+    except Refusal:
+        return None
+    if rule.assigns is None or not cleaned.get(rule.assigns.field):
+        return None
+    email = cleaned[rule.assigns.field]
+    assignee = await svc.run(lambda s: _person_actor(s, email))
+    refusal = assignment_refusal(rules, case, rule, cleaned, assignee)
+    if refusal is not None:
+        raise await record_refusal(svc, actor, case, action, from_refusal(refusal))
+    return assignee
+
+
+async def eligible_assignees(
+    svc: Services, *, actor: Actor, case_id: str, action: str
+) -> list[dict[str, str]]:
+    """Whom `actor` may give `case_id` to by `action` (`reassign`, `assign`, `accept`):
+    the people the directory says hold the stage's role, less any `assignment_refusal`
+    refuses (a party to a confidential case). Empty for an action that assigns no one
+    or that `actor` may not take now. The pages offer these in a picker."""
+    rules, case, _ = await visible_case(svc, actor, case_id)
+    try:
+        rule: ActionRule = check_action(rules, case, actor, action)
+    except Refusal:
+        return []
+    if rule.assigns is None:
+        return []
+    role = rules.role_for(rule.assigns.stage or case.stage)
+    field = rule.assigns.field
+
+    def work(session: Session) -> list[Actor]:
+        return [Actor(p.email, p.role_list, p.name) for p in people_with_role(session, role)]
+
+    people = await svc.run(work)
+    return [
+        {"email": p.email, "name": p.name}
+        for p in people
+        if assignment_refusal(rules, case, rule, {field: p.email}, p) is None
+    ]
 
 
 async def refuse_unless_open_to(

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from app.service import auth
 from app.service.errors import Unauthorized
+from app.service.queries import managed_sql
 from app.service.services import Services
 from models import Person
 from workflows.common import Actor
@@ -20,8 +21,15 @@ from workflows.common import Actor
 T = TypeVar("T")
 
 
-def _actor(person: Person) -> Actor:
-    return Actor(person.email, roles=person.role_list, name=person.name)
+def _actor(session: Session, person: Person) -> Actor:
+    return actor_of(session, person)
+
+
+def actor_of(session: Session, person: Person) -> Actor:
+    """`person` as an Actor: their roles, and whom they manage (the chains below them in
+    the directory, for `chain:requester`: an IPA is seen whole by the requester's chain)."""
+    manages = [str(email) for email in session.scalars(managed_sql(person.email))]
+    return Actor(person.email, roles=person.role_list, name=person.name, manages=manages)
 
 
 async def authenticate(svc: Services, *, token: str) -> Actor:
@@ -37,15 +45,14 @@ async def authenticate_reading(
     a request that needs its caller and a row (an action, its case) goes to the
     database once. The token is checked as at every request: revocation counts at once."""
 
-    def work(session: Session) -> tuple[Person, T] | None:
+    def work(session: Session) -> tuple[Actor, T] | None:
         person = auth.person_for_token(session, token)
-        return None if person is None else (person, also(session))
+        return None if person is None else (_actor(session, person), also(session))
 
     found = await svc.run(work)
     if found is None:
         raise Unauthorized("token: missing, unknown or revoked")
-    person, read = found
-    return _actor(person), read
+    return found
 
 
 def _nothing(session: Session) -> None:
@@ -54,18 +61,28 @@ def _nothing(session: Session) -> None:
 
 async def authenticate_hash(svc: Services, *, token_hash: str) -> Actor:
     """`authenticate` by the token's hash (a page session's). Unauthorized if revoked."""
-    person = await svc.run(lambda s: auth.person_for_token_hash(s, token_hash))
-    if person is None:
+
+    def work(session: Session) -> Actor | None:
+        person = auth.person_for_token_hash(session, token_hash)
+        return None if person is None else _actor(session, person)
+
+    actor = await svc.run(work)
+    if actor is None:
         raise Unauthorized("token: unknown or revoked")
-    return _actor(person)
+    return actor
 
 
 async def actor_for(svc: Services, *, email: str) -> Actor:
     """The person named by email (the CLI's `--as`). Unauthorized if not in the directory."""
-    person = await svc.run(lambda s: s.get(Person, email.strip().lower()))
-    if person is None:
+
+    def work(session: Session) -> Actor | None:
+        person = session.get(Person, email.strip().lower())
+        return None if person is None else _actor(session, person)
+
+    actor = await svc.run(work)
+    if actor is None:
         raise Unauthorized(f"as: no such person {email}")
-    return _actor(person)
+    return actor
 
 
 async def whoami(svc: Services, *, actor: Actor) -> dict[str, Any]:

@@ -80,12 +80,16 @@ async def list_cases(
     requester: str | None = None,
     sort: str = "newest",
     owner: bool = False,
+    queue: str | None = None,
+    escalated_to: str | None = None,
 ) -> tuple[list[dict[str, Any]], int]:
     """(cases, total) newest first, only those the actor may see (see app.service.queries).
 
     `requester` ("me" or an email) keeps the cases someone raised; `sort="due"` lists
     them soonest due first (no due time, or one the actor may not see, last). `owner`
-    adds whom each open stage waits on (see `with_owner`), for the pages.
+    adds whom each open stage waits on (see `with_owner`), for the pages. `queue` (a
+    team) keeps the cases at that team's own stages; `escalated_to` ("me" or an email)
+    the open cases whose escalation reached that person.
     """
     types = [rules_for(type)] if type else list(CASE_TYPES.values())
     if status not in (None, OPEN, CLOSED):
@@ -104,6 +108,8 @@ async def list_cases(
         overdue=overdue,
         q=q,
         requester=actor.email if requester == "me" else (requester or "").strip().lower() or None,
+        queue=queue or None,
+        escalated_to=_me_or(actor, escalated_to),
     )
 
     def work(session: Session) -> tuple[list[Case], int]:
@@ -118,6 +124,10 @@ async def list_cases(
             item = case_json(rules, case, actor, view)
             items.append(with_owner(item, case, view) if owner else item)
     return items, total
+
+
+def _me_or(actor: Actor, who: str | None) -> str | None:
+    return actor.email if who == "me" else (who or "").strip().lower() or None
 
 
 def page(

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 
-from sqlalchemy import ColumnElement, and_, case, false, func, null, or_, select, true
+from sqlalchemy import CTE, ColumnElement, Select, and_, case, false, func, null, or_, select, true
 
 from domain.views import partial_viewers
-from models import Case
+from models import Case, CaseEscalation, Person
 from models.cases import party_email
 from models.search import text_search
 from workflows.common import Actor
@@ -32,6 +33,10 @@ class CaseFilter:
     overdue: bool | None = None
     q: str | None = None
     requester: str | None = None  # an email, "me" already resolved
+    # A team's queue: cases of that team at its own stages (`CaseTypeRules.team_stages`),
+    # not those waiting on a party (a manager's endorsement) or on its leads alone.
+    queue: str | None = None
+    escalated_to: str | None = None  # an email: cases whose escalation reached them
 
 
 def where(types: list[CaseTypeRules], actor: Actor, f: CaseFilter) -> ColumnElement[bool]:
@@ -43,18 +48,40 @@ def where(types: list[CaseTypeRules], actor: Actor, f: CaseFilter) -> ColumnElem
     if f.stage:
         shown.append(Case.stage == f.stage)
     hidden: list[ColumnElement[bool]] = []
+    # What an outline may match instead of `hidden` (None: an outline never matches): a
+    # case in outline waits on me (a subject's appeal) is mine to know.
+    outline: list[ColumnElement[bool]] | None = []
     if f.team:
         hidden.append(Case.team == f.team)
+    if f.queue:
+        hidden.append(queue_sql(types, f.queue))
     if f.assignee:
-        # "Mine" is what is assigned to me or waits on me (a manager's endorsement).
-        hidden.append(or_(Case.assignee == f.assignee, Case.owner == f.assignee))
+        # "Mine" is what waits on me (a manager's endorsement) or is assigned to me, but
+        # for a decision that waits on the leads alone, whoever triaged it; and for me, a
+        # decision waiting on a role of mine alone (a SAC lead's).
+        mine = [
+            Case.owner == f.assignee,
+            and_(Case.assignee == f.assignee, ~lead_stage_sql(types)),
+        ]
+        if f.assignee == actor.email:
+            mine.append(leads_sql(types, actor))
+        hidden.append(or_(*mine))
+    if f.escalated_to:
+        escalated = select(CaseEscalation.case_id).where(CaseEscalation.email == f.escalated_to)
+        hidden.append(Case.id.in_(escalated))
     if f.overdue is not None:
         hidden.append(Case.overdue.is_(f.overdue))
     if f.requester:
         # Who raised a case is not in its outline, except to the one who raised it.
         (shown if f.requester == actor.email else hidden).append(Case.requester == f.requester)
+    if len(hidden) == 1 and f.assignee == actor.email and not f.requester:
+        outline = [Case.owner == actor.email]
+    elif hidden:
+        outline = None
     search = search_sql(f.q) if f.q and f.q.strip() else None
-    visible = [visible_sql(rules, actor, hidden=hidden, search=search) for rules in types]
+    visible = [
+        visible_sql(rules, actor, hidden=hidden, search=search, outline=outline) for rules in types
+    ]
     # What any match (whole or outline) must have, from the search index: the database
     # reads only those cases, not all of them, to check the exact rule above.
     indexed = [text_search((f.q or "").lower().split())] if search else []
@@ -72,6 +99,10 @@ def _holds_sql(who: str, actor: Actor, rules: CaseTypeRules) -> ColumnElement[bo
         if name == "requester":
             return Case.requester == actor.email
         return _names_sql(name, actor)
+    if kind == "chain" and name == "requester":
+        # Requesters the actor manages, directly or not: the directory's chains, walked
+        # in the database (`managed_sql`), as `Actor.manages` holds them for one case.
+        return Case.requester.in_(managed_sql(actor.email, f"managed_{rules.prefix.lower()}"))
     raise ValueError(f"party {who!r} cannot decide who sees a case")
 
 
@@ -107,6 +138,60 @@ def _any(whos: tuple[str, ...], actor: Actor, rules: CaseTypeRules) -> ColumnEle
     return or_(false(), *(_holds_sql(w, actor, rules) for w in whos))
 
 
+@lru_cache(maxsize=256)
+def _managed_cte(email: str, name: str) -> CTE:
+    people = Person.__table__
+    reports = (
+        select(people.c.email).where(people.c.manager_email == email).cte(name, recursive=True)
+    )
+    return reports.union(
+        select(people.c.email).join(reports, people.c.manager_email == reports.c.email)
+    )
+
+
+def managed_sql(email: str, name: str = "managed") -> Select[tuple[str]]:
+    """Everyone `email` manages, directly or through others: a recursive CTE over
+    `people.manager_email`. One CTE object per (email, name), so a query that asks twice
+    (a list's filter and its order) names it once."""
+    cte = _managed_cte(email, name)
+    return select(cte.c.email)
+
+
+def queue_sql(types: list[CaseTypeRules], team: str) -> ColumnElement[bool]:
+    """Cases in `team`'s queue: of that team, at one of its own stages."""
+    return or_(
+        false(),
+        *(
+            and_(Case.type == r.type, Case.team == team, Case.stage.in_(r.team_stages()))
+            for r in types
+            if r.team_stages()
+        ),
+    )
+
+
+def lead_stage_sql(types: list[CaseTypeRules]) -> ColumnElement[bool]:
+    """The case is at a stage that waits on a role's holders alone (`lead_stages`)."""
+    return or_(
+        false(),
+        *(
+            and_(Case.type == r.type, Case.stage.in_(list(r.lead_stages())))
+            for r in types
+            if r.lead_stages()
+        ),
+    )
+
+
+def leads_sql(types: list[CaseTypeRules], actor: Actor) -> ColumnElement[bool]:
+    """Open decisions waiting on a role the actor holds alone (`lead_stages`: a SAC lead's
+    decision, an HR lead's appeal), that nobody has been assigned."""
+    waiting = [
+        and_(Case.type == r.type, Case.stage.in_(stages))
+        for r in types
+        if (stages := [s for s, role in r.lead_stages().items() if role in actor.roles])
+    ]
+    return and_(Case.owner.is_(None), Case.status == "open", or_(false(), *waiting))
+
+
 def search_sql(q: str) -> tuple[ColumnElement[bool], ColumnElement[bool]]:
     """`q=` as (condition on a whole case, condition on an outline): every word must match."""
     words = q.lower().split()
@@ -121,24 +206,30 @@ def visible_sql(
     *,
     hidden: list[ColumnElement[bool]],
     search: tuple[ColumnElement[bool], ColumnElement[bool]] | None = None,
+    outline: list[ColumnElement[bool]] | None = None,
 ) -> ColumnElement[bool]:
     """Cases of `rules.type` the actor may see that match the filters.
 
     `hidden` filters read fields an outline does not show (team, assignee,
     overdue): a case seen only in outline never matches them, or a count would
     give those fields away. `search` is `search_sql(q)`: an outline matches on
-    its id only.
+    its id only. `outline`: what an outline must match instead of `hidden` (None: with
+    `hidden` given, an outline never matches).
     """
     of_type = Case.type == rules.type
     whole_filters = [*hidden, *(search[:1] if search else ())]
-    if not rules.confidential and not rules.parties_in_conflict:
+    if not rules.need_to_know and not rules.parties_in_conflict:
         return and_(of_type, *whole_filters)
-    viewer = _any(rules.full_viewers, actor, rules) if rules.confidential else true()
+    viewer = _any(rules.full_viewers, actor, rules) if rules.need_to_know else true()
     whole = and_(viewer, _not_conflicted_sql(actor, rules), *whole_filters)
-    if hidden:
+    if hidden and outline is None:
         return and_(of_type, whole)
-    outline = and_(_any(partial_viewers(rules), actor, rules), *(search[1:] if search else ()))
-    return and_(of_type, or_(whole, outline))
+    seen = and_(
+        _any(partial_viewers(rules), actor, rules),
+        *(outline if hidden and outline else ()),
+        *(search[1:] if search else ()),
+    )
+    return and_(of_type, or_(whole, seen))
 
 
 def due_order(types: list[CaseTypeRules], actor: Actor) -> ColumnElement[datetime | None]:

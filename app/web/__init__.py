@@ -28,6 +28,7 @@ from app.platform.settings import Settings
 from app.service.errors import ServiceError
 from app.web.assets import assets_app
 from app.web.render import current_actor, render
+from app.web.resume import keep_typed
 from app.web.session import SessionMiddleware, SignInRequired, signed_in
 
 STATIC_DIR = Path(__file__).with_name("static")
@@ -55,7 +56,11 @@ async def _error_page(request: Request, status: int, message: str) -> Response:
 async def _page_error(request: Request, exc: Exception) -> Response:
     """What a person sees when a page fails: a page, never JSON."""
     if isinstance(exc, SignInRequired):
-        return RedirectResponse(f"/signin?next={quote(exc.next_path, safe='/')}", status_code=303)
+        to_sign_in = RedirectResponse(
+            f"/signin?next={quote(exc.next_path, safe='/')}", status_code=303
+        )
+        await keep_typed(request, to_sign_in)  # a stale form's input survives signing in
+        return to_sign_in
     if isinstance(exc, ServiceError):
         if exc.status == 401:
             return RedirectResponse("/signin", status_code=303)
@@ -110,7 +115,7 @@ def install_pages(app: FastAPI, settings: Settings | None = None) -> None:
 
 
 # The page modules, each with its own `router` (imported last: they use the names above).
-from app.web import case_page, dashboard, evidence, mail, new_case, signin, work  # noqa: E402
+from app.web import audit, case_page, dashboard, evidence, mail, new_case, signin, work  # noqa: E402
 
-for _module in (signin, work, new_case, case_page, evidence, dashboard, mail):
+for _module in (signin, work, new_case, case_page, evidence, audit, dashboard, mail):
     pages_router.include_router(_module.router)

@@ -20,7 +20,7 @@ contract's words, the system's emails folded away, and filters by kind and order
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -31,9 +31,11 @@ from app.service.errors import NotFound, ServiceError
 from app.web.fields import OBJECT_FIELDS, Shown, Widget, all_names, from_form, placed, widgets
 from app.web.forms import Form, posted_form
 from app.web.render import render
+from app.web.resume import take_typed
 from app.web.session import flash, services_of, signed_in
 from domain import text
 from domain.sla import sla_badge
+from domain.views import may_export
 from workflows.common import OPEN, Actor
 from workflows.registry import CASE_TYPES
 from workflows.rules import ActionRule, CaseTypeRules, Field
@@ -65,6 +67,16 @@ class ActionForm:
     danger: bool
     irreversible: bool = False
     question: str | None = None  # what the requester was asked, beside their answer box
+
+
+@dataclass(frozen=True)
+class TypedBack:
+    """A form whose sign-in ended before it was sent (`app.web.resume`), shown again."""
+
+    action: str
+    label: str
+    open: bool  # still an action of the viewer's here: its form is filled in again
+    values: dict[str, str]
 
 
 @dataclass(frozen=True)
@@ -138,18 +150,34 @@ def _label(rule: ActionRule) -> str:
 
 
 def action_forms(
-    rules: CaseTypeRules, case: dict[str, Any], question: str | None = None
+    rules: CaseTypeRules,
+    case: dict[str, Any],
+    pickers: dict[str, list[dict[str, str]]] | None = None,
+    question: str | None = None,
 ) -> list[ActionForm]:
+    """A form per action the viewer may take; an assigning action's person field is a
+    picker of `pickers[action]`, the people it may assign (`service.eligible_assignees`);
+    the requester's answer box has the `question` they were asked above it."""
     forms = []
     for name in case["actions"]:
         rule = rules.action(name, case["stage"])
         specs = tuple(f for f in rule.fields if (name, f.name) not in FILLED_BY_UPLOAD)
+        fields = widgets(rules.type, specs, "")
+        if rule.assigns is not None and pickers is not None and name in pickers:
+            options = tuple(
+                (p["email"], f"{p['name']} ({p['email']})" if p["name"] else p["email"])
+                for p in pickers[name]
+            )
+            fields = [
+                replace(w, control="person", options=options) if w.name == rule.assigns.field else w
+                for w in fields
+            ]
         forms.append(
             ActionForm(
                 name=name,
                 label=_label(rule),
                 policy=rule.policy,
-                fields=widgets(rules.type, specs, ""),
+                fields=fields,
                 danger=name in ENDS,
                 irreversible=rule.irreversible,
                 question=question if name == "provide_info" else None,
@@ -240,6 +268,16 @@ def timeline(
     return out
 
 
+def waiting_on(case: dict[str, Any], names: dict[str, str]) -> str:
+    """Whom an open case waits on: a person by name, a team's leads, or its queue."""
+    if case.get("owner"):
+        return person(case["owner"], names)
+    queue = str(case.get("queue") or case.get("team") or "")
+    if queue.endswith("_lead"):
+        return f"{text.words(queue.removesuffix('_lead'))} leads"
+    return f"{text.words(queue)} queue"
+
+
 def stale_words(refused: Refused, case: dict[str, Any]) -> str | None:
     """What changed since the page was opened, where a refusal (409) is only that: "This
     case moved to Active since you opened the page"."""
@@ -266,7 +304,12 @@ async def show_case(
     rules = CASE_TYPES[case["type"]]
     whole = "details" in case
     events = await service.case_events(svc, actor=me, case_id=case_id) if whole else []
-    forms = action_forms(rules, case, open_question(events))
+    pickers = {
+        name: await service.eligible_assignees(svc, actor=me, case_id=case_id, action=name)
+        for name in case["actions"]
+        if rules.action(name, case["stage"]).assigns is not None
+    }
+    forms = action_forms(rules, case, pickers, open_question(events))
     upload = upload_form(rules, forms)
     not_yours = await service.unavailable_actions(svc, actor=me, case_id=case_id)
     emails = [case.get("requester"), case.get("assignee"), case.get("owner")]
@@ -301,6 +344,13 @@ async def show_case(
         shown_entries.reverse()
         mail.reverse()
     kind_labels = {e.kind: e.title for e in entries}
+    typed_back = None
+    if refused is None and (typed := take_typed(request, me)) and typed.action:
+        still = any(f.name == typed.action for f in forms)
+        if still:
+            values[typed.action] = typed.values
+        label = rules.by_name[typed.action].label if typed.action in rules.by_name else None
+        typed_back = TypedBack(typed.action, label or text.label(typed.action), still, typed.values)
     return render(
         request,
         "case.html",
@@ -312,9 +362,7 @@ async def show_case(
         stages=stage_path(rules, case),
         details=detail_rows(rules, case.get("details") or {}),
         requester=person(case.get("requester"), names),
-        waiting_on=person(case.get("owner") or case.get("assignee"), names)
-        if (case.get("owner") or case.get("assignee"))
-        else f"{text.words(case.get('team'))} queue",
+        waiting_on=waiting_on(case, names),
         assignee=person(case.get("assignee"), names) if case.get("assignee") else None,
         entries=shown_entries,
         mail=mail,
@@ -332,6 +380,8 @@ async def show_case(
         stale=stale,
         refused_label=_refused_label(rules, case, refused),
         page_error=bool(refused),
+        typed=typed_back,
+        audits=whole and may_export(me),
     )
 
 

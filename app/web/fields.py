@@ -73,6 +73,8 @@ class Widget:
     policy: str | None = None
     hint: str = ""
     parts: tuple[Widget, ...] = ()  # the sub-fields of a group
+    # A person picker's people (control "person"): (email, shown as).
+    options: tuple[tuple[str, str], ...] = ()
 
 
 def _control(spec: Field) -> str:

@@ -1,4 +1,7 @@
-"""The mail page of the embedded stack: what the mail catcher received, newest first.
+"""The mail page of the embedded stack: what the mail catcher received, newest first,
+LISTED a page, paged by key (`?before=NAME` for older mail, `?after=NAME` for newer:
+a message's file name, which sorts by arrival), so a page costs the same however much
+mail there is (`app.service.mailbox.page_of`; bench/mail_page.py measures it).
 
 Only where the catcher is in use (no `CASEWORK_SMTP_HOST`): a real relay's mail is
 in people's inboxes, not here. In the demo anyone signed in reads the mail sent to
@@ -18,8 +21,8 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse
 
 from app.platform.settings import Settings
-from app.service.errors import NotFound
-from app.service.mailbox import CaughtMail, list_messages, mail_dir, read_message
+from app.service.errors import Invalid, NotFound
+from app.service.mailbox import CaughtMail, MailPage, mail_dir, page_of, read_message
 from app.web.render import render
 from app.web.session import services_of, signed_in
 from workflows.common import Actor
@@ -29,8 +32,7 @@ router = APIRouter()
 Me = Annotated[Actor, Depends(signed_in)]
 
 READS_ALL = ("admin", "auditor")
-LISTED = 200  # the newest messages a page lists
-SCANNED = 2000  # the newest messages read to find them: a long-running demo stays quick
+LISTED = 50  # the messages a page lists
 # The catcher's own file names (`<timestamp>-<n>.eml`): nothing else is ever opened.
 MESSAGE_NAME = re.compile(r"^[0-9]{8}T[0-9]{12}Z-[0-9]{6}\.eml$")
 
@@ -52,12 +54,26 @@ def _catcher_dir(settings: Settings) -> Path:
     return settings.data_dir
 
 
+def mail_page(
+    settings: Settings,
+    actor: Actor,
+    *,
+    before: str | None = None,
+    after: str | None = None,
+    limit: int = LISTED,
+) -> MailPage:
+    """A page of the caught messages `actor` may read, newest first."""
+    for name, key in (("before", before), ("after", after)):
+        if key is not None and not MESSAGE_NAME.match(key):
+            raise Invalid(f"{name}: {key!r} is not a caught message's name")
+    me = actor.email.lower()
+    shown = None if reads_all_mail(actor) else lambda to: me in (a.lower() for a in to)
+    return page_of(_catcher_dir(settings), shown=shown, before=before, after=after, limit=limit)
+
+
 def mail_for(settings: Settings, actor: Actor, *, limit: int = LISTED) -> list[CaughtMail]:
-    """The caught messages `actor` may read, newest first."""
-    messages = list_messages(_catcher_dir(settings), limit=SCANNED)
-    if not reads_all_mail(actor):
-        messages = [m for m in messages if addressed_to(m, actor)]
-    return messages[:limit]
+    """The newest page of the caught messages `actor` may read."""
+    return mail_page(settings, actor, limit=limit).messages
 
 
 def message_for(settings: Settings, actor: Actor, name: str) -> CaughtMail:
@@ -72,14 +88,17 @@ def message_for(settings: Settings, actor: Actor, name: str) -> CaughtMail:
 
 
 @router.get("/mail", response_class=HTMLResponse)
-async def mail_page(request: Request, me: Me) -> HTMLResponse:
+async def mail_list(
+    request: Request, me: Me, before: str | None = None, after: str | None = None
+) -> HTMLResponse:
     settings = services_of(request).settings
-    messages = await asyncio.to_thread(mail_for, settings, me)
+    page = await asyncio.to_thread(mail_page, settings, me, before=before, after=after)
     return render(
         request,
         "mail.html",
         active="mail",
-        messages=messages,
+        messages=page.messages,
+        page=page,
         reads_all=reads_all_mail(me),
         listed=LISTED,
     )

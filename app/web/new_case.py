@@ -13,6 +13,7 @@ from app.service.errors import NotFound, ServiceError
 from app.web.fields import all_names, from_form, placed, widgets
 from app.web.forms import Form, posted_form
 from app.web.render import render
+from app.web.resume import take_typed
 from app.web.session import flash, services_of, signed_in
 from domain import text
 from workflows.common import Actor
@@ -58,6 +59,7 @@ def _form_page(
     *,
     values: dict[str, str] | None = None,
     error: ServiceError | None = None,
+    typed: bool = False,
 ) -> Response:
     rules = CASE_TYPES[case_type]
     fields = widgets(case_type, rules.details)
@@ -74,6 +76,7 @@ def _form_page(
         errors=errors,
         summary=summary,
         page_error=bool(summary),
+        typed=typed,
     )
 
 
@@ -90,6 +93,9 @@ async def new_case_form(request: Request, me: Me, case_type: str) -> Response:
     refusal = opener(me, {}) if opener else None
     if refusal is not None:
         return render(request, "forbidden.html", status_code=403, message=refusal.message)
+    kept = take_typed(request, me)  # a form sent after its sign-in ended (app.web.resume)
+    if kept is not None:
+        return _form_page(request, case_type, values=kept.values, typed=True)
     return _form_page(request, case_type)
 
 

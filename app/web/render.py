@@ -25,6 +25,7 @@ from fastapi.responses import HTMLResponse
 from starlette.requests import Request
 
 from app.service.dashboard import may_see_dashboard
+from app.web.resume import forget_typed
 from app.web.session import csrf_token, pop_flashes, services_of
 from domain import text, times
 from domain.calendar import DEFAULT_TIMEZONE
@@ -199,4 +200,6 @@ def render(
         **context,
     }
     html = ENV.get_template(template_name).render(page)
-    return HTMLResponse(html, status_code=status_code)
+    response = HTMLResponse(html, status_code=status_code)
+    forget_typed(request, response)
+    return response

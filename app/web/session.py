@@ -19,6 +19,7 @@ strips the header from what clients send: Casework trusts it as is.
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import secrets
 import time
@@ -42,6 +43,7 @@ COOKIE = "casework_session"
 SESSION_HOURS = 12  # a sign-in lasts a working day, then the token is asked for again
 KEY_FILE = "secret_key"
 CSRF_FIELD = "csrf_token"
+ENDED = "ended"  # what a session that ended keeps: its CSRF token and whose it was (hashed)
 
 
 class SignInRequired(Exception):
@@ -113,7 +115,7 @@ class _ExpireSignIn:
             isinstance(signed_in_at, int | float)
             and time.time() - signed_in_at > SESSION_HOURS * 3600
         ):
-            session.clear()
+            _end(session)
         await self.app(scope, receive, send)
 
 
@@ -151,7 +153,37 @@ def start_session(request: Request, actor: Actor, token: str) -> None:
 
 
 def end_session(request: Request) -> None:
-    request.session.clear()
+    _end(request.session)
+
+
+def _end(session: dict[str, Any]) -> None:
+    """Empty the session, but for a note of the sign-in that ended: a form of that
+    sign-in posted now still proves it came from this browser (`app.web.resume` keeps
+    what it typed). The note names no one: the email is hashed."""
+    csrf, email = session.get("csrf"), session.get("email")
+    session.clear()
+    if isinstance(csrf, str) and csrf and isinstance(email, str) and email:
+        session[ENDED] = {"csrf": csrf, "who": who_hash(email)}
+
+
+def who_hash(email: str) -> str:
+    return hashlib.sha256(email.strip().lower().encode("utf-8")).hexdigest()
+
+
+def ended_sign_in(request: Request) -> dict[str, str] | None:
+    """The note `end_session` left ({"csrf", "who"}), if any."""
+    ended = request.session.get(ENDED)
+    if isinstance(ended, dict) and all(isinstance(ended.get(k), str) for k in ("csrf", "who")):
+        return {"csrf": str(ended["csrf"]), "who": str(ended["who"])}
+    return None
+
+
+def tokens_match(given: object, expected: str) -> bool:
+    return (
+        isinstance(given, str)
+        and bool(expected)
+        and hmac.compare_digest(given.encode("utf-8"), expected.encode("utf-8"))
+    )
 
 
 def flash(request: Request, message: str) -> None:
@@ -207,7 +239,19 @@ async def _session_actor(request: Request, svc: Services) -> Actor:
 
 def _here(request: Request) -> str:
     query = f"?{request.url.query}" if request.url.query else ""
-    return f"{request.url.path}{query}" if request.method == "GET" else "/"
+    return f"{request.url.path}{query}" if request.method == "GET" else return_path(request)
+
+
+def return_path(request: Request) -> str:
+    """The page a form posted here came from, to return to after signing in: the case
+    page for a case's forms (`/cases/ID/actions/NAME`, `/cases/ID/evidence`), the form
+    itself for a new case (`/cases/new/TYPE`), else My work."""
+    parts = request.url.path.strip("/").split("/")
+    if len(parts) == 3 and parts[:2] == ["cases", "new"]:
+        return f"/cases/new/{parts[2]}"
+    if len(parts) >= 3 and parts[0] == "cases" and parts[1] != "new":
+        return f"/cases/{parts[1]}"
+    return "/"
 
 
 def safe_next(value: str | None) -> str:
@@ -226,10 +270,14 @@ __all__ = [
     "check_csrf",
     "csrf_token",
     "end_session",
+    "ended_sign_in",
     "flash",
     "pop_flashes",
+    "return_path",
     "safe_next",
     "services_of",
     "signed_in",
     "start_session",
+    "tokens_match",
+    "who_hash",
 ]

@@ -43,7 +43,9 @@ def my_teams(me: Actor) -> list[str]:
 
 def tabs_for(me: Actor) -> list[Tab]:
     tabs = [Tab("waiting", "Waiting on me", {"assignee": "me"})]
-    tabs += [Tab(f"team-{t}", f"{text.label(t)} queue", {"team": t}) for t in my_teams(me)]
+    if me.manages:  # a manager: what was escalated to them
+        tabs.append(Tab("escalated", "Escalated to me", {"escalated_to": "me"}))
+    tabs += [Tab(f"team-{t}", f"{text.label(t)} queue", {"queue": t}) for t in my_teams(me)]
     tabs.append(Tab("raised", "Raised by me", {"requester": "me"}))
     tabs.append(Tab("all", "Everything I may see", {}))
     return tabs

@@ -28,7 +28,7 @@ admin@dwp.gov.uk,Administrator,,admin
 reporter@dwp.gov.uk,Reporter,manager@dwp.gov.uk,
 perp@dwp.gov.uk,Perpetrator,manager@dwp.gov.uk,
 target@dwp.gov.uk,Target,manager@dwp.gov.uk,
-investigator@dwp.gov.uk,Appointed Investigator,manager@dwp.gov.uk,
+investigator@dwp.gov.uk,Appointed Investigator,manager@dwp.gov.uk,sirt
 perplead@dwp.gov.uk,Perpetrator In SIRT,ceo@dwp.gov.uk,sirt;sirt_lead;auditor;admin
 subjecthr@dwp.gov.uk,Subject In HR,ceo@dwp.gov.uk,hr;hr_lead;auditor;admin
 """
@@ -39,8 +39,8 @@ HR = Actor("hr@dwp.gov.uk", ["hr"], "HR Officer")
 PERPETRATOR_IN_SIRT = Actor("perplead@dwp.gov.uk", ["sirt", "sirt_lead", "auditor", "admin"])
 SUBJECT_IN_HR = Actor("subjecthr@dwp.gov.uk", ["hr", "hr_lead", "auditor", "admin"])
 SIRT_LEAD = Actor("sirtlead@dwp.gov.uk", ["sirt", "sirt_lead"], "SIRT Lead")
-# Appointed from outside SIRT: sees the case only as its investigator.
-INVESTIGATOR = Actor("investigator@dwp.gov.uk", [], "Appointed Investigator")
+# A SIRT investigator (API.md: an investigator holds the role the stage needs).
+INVESTIGATOR = Actor("investigator@dwp.gov.uk", ["sirt"], "Appointed Investigator")
 
 # A word only the investigation's details hold, to search for.
 SECRET_WORD = "zanzibar"

@@ -33,6 +33,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -102,8 +103,8 @@ TABLES = {
         ipa.RULES,
         ipa_table.PEOPLE,
         ipa_table.EXPECTED,
-        lambda p: set() if p == "auditor" else {"comment"},
-        dict.fromkeys(ipa_table.PEOPLE, "whole"),  # not confidential
+        ipa_table.default_actions,
+        ipa_table.VIEWS,  # need to know: requester, their chain, SAC, auditor, admin
     ),
     "abuse_investigation": Table(
         abu.RULES,
@@ -111,15 +112,13 @@ TABLES = {
         abu_table.EXPECTED,
         lambda p: set(),
         abu_table.VIEWS,  # confidential
-        # Before they are appointed, the investigator-to-be is anyone else.
-        {abu.TRIAGE: {"investigator": None}},
     ),
     "policy_exception": Table(
         pex.RULES,
         pex_table.PEOPLE,
         pex_table.EXPECTED,
-        lambda p: set() if p == "auditor" else {"comment"},
-        dict.fromkeys(pex_table.PEOPLE, "whole"),  # not confidential
+        pex_table.default_actions,
+        pex_table.VIEWS,  # need to know, as an IPA
     ),
     "disciplinary_referral": Table(
         dis.RULES,
@@ -127,13 +126,16 @@ TABLES = {
         dis_table.EXPECTED,
         lambda p: set(),
         dis_table.SEES,  # confidential
-        {dis.HR_REVIEW: {"caseworker": None}},  # not yet appointed
-        frozenset({"hr", "hr_lead"}),  # only HR refers (test_only_hr_opens_a_referral)
+        {},
+        # Only HR refers (test_only_hr_opens_a_referral); the caseworker is in HR.
+        frozenset({"hr", "hr_lead", "caseworker"}),
     ),
 }
 MANAGERS = {
     "employee@dwp.gov.uk": "manager@dwp.gov.uk",
     "reporter@dwp.gov.uk": "manager@dwp.gov.uk",
+    # The requester's manager's manager: in their management chain (need to know).
+    "manager@dwp.gov.uk": "director@dwp.gov.uk",
 }
 
 
@@ -141,8 +143,10 @@ def use_directory_of(sessions: sessionmaker[Session], table: Table) -> None:
     """The directory holds the table's people with the table's roles (roles are read
     from the directory at every request)."""
     rows = ["email,name,manager_email,roles"]
+    emails = {actor.email for actor in table.people.values()}
     for name, actor in table.people.items():
         manager = MANAGERS.get(actor.email, "")
+        manager = manager if manager in emails else ""
         rows.append(f"{actor.email},{name.title()},{manager},{';'.join(actor.roles)}")
     with sessions.begin() as session:
         import_people(session, "\n".join(rows) + "\n")
@@ -472,3 +476,153 @@ def test_the_table_covers_every_action_and_stage_it_claims_to() -> None:
         assert stages <= set(table.actions), case_type
         covered = set().union(*(table.may(s, p) for s in stages for p in table.people))
         assert covered, case_type
+
+
+# ---- who a case may be given to (API.md: reassign, assign, accept) ----------------------
+
+
+@dataclass(frozen=True)
+class Assignment:
+    """An assigning action at a stage: who takes it, whom it may name, whom it may not."""
+
+    case_type: str
+    opener: str
+    details: dict[str, Any]
+    steps: list[Step]  # into the stage
+    assigner: str
+    action: str
+    field: str
+    eligible: set[str]
+    refused: dict[str, str]  # email -> the reason the 422 names
+
+
+ASSIGNMENTS = [
+    Assignment(
+        "ipa_approval",
+        "requester",
+        IPA_DETAILS,
+        [act_as(IPA, "manager", "endorse")],
+        "sac_lead",
+        "reassign",
+        "assignee",
+        {"officer@dwp.gov.uk", "saclead@dwp.gov.uk"},
+        {
+            "nobody@example.com": "is not in the directory",
+            "manager@dwp.gov.uk": "does not hold the role sac this stage needs",
+            "sirt@dwp.gov.uk": "does not hold the role sac this stage needs",
+        },
+    ),
+    Assignment(
+        "policy_exception",
+        "requester",
+        JOURNEYS["policy_exception"][1],
+        [
+            act_as(PEX, "sac", "accept"),
+            act_as(PEX, "assessor", "submit_assessment", risk_rating="low", assessment="Fine"),
+        ],
+        "sac_lead",
+        "reassign",
+        "assignee",
+        {"saclead@dwp.gov.uk"},  # a decision only a lead may take: only a lead
+        {"officer@dwp.gov.uk": "does not hold the role sac_lead this stage needs"},
+    ),
+    Assignment(
+        "abuse_investigation",
+        "reporter",
+        # The alleged perpetrator is in SIRT: a party, whatever their role.
+        {**ABU_DETAILS, "perpetrator": {"kind": "employee", "email": "sirt@dwp.gov.uk"}},
+        [],
+        "sirt_lead",
+        "assign",
+        "investigator",
+        {"investigator@dwp.gov.uk", "sirtlead@dwp.gov.uk"},
+        {
+            "outsider@example.com": "is not in the directory",
+            "hr@dwp.gov.uk": "does not hold the role sirt this stage needs",
+            "sirt@dwp.gov.uk": "is the perpetrator of",
+        },
+    ),
+    Assignment(
+        "disciplinary_referral",
+        "hr_lead",
+        {**JOURNEYS["disciplinary_referral"][1], "subject": "hr@dwp.gov.uk"},
+        [],
+        "hr_lead",
+        "accept",
+        "caseworker",
+        {"hrlead@dwp.gov.uk", "caseworker@dwp.gov.uk"},
+        {
+            "officer@dwp.gov.uk": "does not hold the role hr this stage needs",
+            "hr@dwp.gov.uk": "is the subject of",
+        },
+    ),
+]
+
+
+def picker_options(page: httpx.Response, action: str, field: str) -> set[str]:
+    """The people a case page's picker offers for `action`'s `field`."""
+    html = page.text
+    start = html.index(f'id="action-{action}-{field}"')
+    return set(re.findall(r'<option value="([^"]+)"', html[start : html.index("</select>", start)]))
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENTS, ids=lambda a: a.case_type)
+async def test_a_case_is_given_only_to_someone_the_stage_may_have(
+    assignment: Assignment, services: Services
+) -> None:
+    """The picker offers exactly the eligible people; the API refuses anyone else with 422
+    naming the reason, recording the refused attempt and changing nothing; an eligible
+    person is accepted."""
+    a = assignment
+    table = TABLES[a.case_type]
+    use_directory_of(services.sessions, table)
+    people = table.people
+    opened = await service.open_case(
+        services,
+        actor=await service.actor_for(services, email=people[a.opener].email),
+        case_type=a.case_type,
+        details=a.details,
+    )
+    case_id = opened["id"]
+    for step in a.steps:
+        await service.act(
+            services,
+            actor=await service.actor_for(services, email=people[step.person].email),
+            case_id=case_id,
+            action=step.action,
+            fields=step.fields,
+        )
+    assigner = people[a.assigner].email
+    eligible = await service.eligible_assignees(
+        services,
+        actor=await service.actor_for(services, email=assigner),
+        case_id=case_id,
+        action=a.action,
+    )
+    assert {p["email"] for p in eligible} == a.eligible
+    auth = bearer(services.sessions, assigner)
+    async for pages in pages_for(services, [assigner]):
+        page = await pages.browser(assigner).get(f"/cases/{case_id}")
+        assert picker_options(page, a.action, a.field) == a.eligible
+        before = await pages.state(case_id)
+        async for api in http_client(services):
+            for email, reason in a.refused.items():
+                answer = await api.post(
+                    f"/api/cases/{case_id}/actions",
+                    json={"action": a.action, a.field: email},
+                    headers=auth[assigner],
+                )
+                assert answer.status_code == 422, (email, answer.text)
+                message = answer.json()["error"]["message"]
+                assert message.startswith(f"{a.field}: {email} {reason}"), message
+            assert await pages.state(case_id) == before
+            refused = [e for e in await pages.events_after(case_id, 0) if e[1] == "refused"]
+            assert refused == [(assigner, "refused", a.action)] * len(a.refused)
+            chosen = sorted(a.eligible)[0]
+            done = await api.post(
+                f"/api/cases/{case_id}/actions",
+                json={"action": a.action, a.field: chosen},
+                headers=auth[assigner],
+            )
+            assert done.status_code == 200, done.text
+            assert done.json()["assignee"] == chosen

@@ -41,16 +41,19 @@ PEOPLE: dict[str, tuple[str, str, str, str, bool]] = {
     # name:        (email,               investigation, referral, ipa, comments)
     "sac": ("officer@dwp.gov.uk", HIDDEN, HIDDEN, WHOLE, True),
     "sac_lead": ("saclead@dwp.gov.uk", HIDDEN, HIDDEN, WHOLE, True),
-    "sirt": ("sirt@dwp.gov.uk", WHOLE, HIDDEN, WHOLE, True),
-    "sirt_lead": ("sirtlead@dwp.gov.uk", WHOLE, HIDDEN, WHOLE, True),
-    "hr": ("hr@dwp.gov.uk", HIDDEN, WHOLE, WHOLE, True),
-    "hr_lead": ("hrlead@dwp.gov.uk", HIDDEN, WHOLE, WHOLE, True),
+    "sirt": ("sirt@dwp.gov.uk", WHOLE, HIDDEN, HIDDEN, True),
+    "sirt_lead": ("sirtlead@dwp.gov.uk", WHOLE, HIDDEN, HIDDEN, True),
+    "hr": ("hr@dwp.gov.uk", HIDDEN, WHOLE, HIDDEN, True),
+    "hr_lead": ("hrlead@dwp.gov.uk", HIDDEN, WHOLE, HIDDEN, True),
     "auditor": ("auditor@dwp.gov.uk", WHOLE, WHOLE, WHOLE, False),
     "admin": ("admin@dwp.gov.uk", WHOLE, WHOLE, WHOLE, True),
-    "reporter": (REPORTER.email, OUTLINE, HIDDEN, WHOLE, True),
-    "investigator": (INVESTIGATOR.email, WHOLE, HIDDEN, WHOLE, True),
-    "target": ("target@dwp.gov.uk", HIDDEN, HIDDEN, WHOLE, True),
-    "outsider": ("loner@dwp.gov.uk", HIDDEN, HIDDEN, WHOLE, True),
+    "reporter": (REPORTER.email, OUTLINE, HIDDEN, HIDDEN, True),
+    "investigator": (INVESTIGATOR.email, WHOLE, HIDDEN, HIDDEN, True),
+    "target": ("target@dwp.gov.uk", HIDDEN, HIDDEN, HIDDEN, True),
+    "outsider": ("loner@dwp.gov.uk", HIDDEN, HIDDEN, HIDDEN, True),
+    # The IPA's need to know: its requester's manager, and theirs (the chain).
+    "manager": ("manager@dwp.gov.uk", HIDDEN, HIDDEN, WHOLE, True),
+    "manager's manager": ("ceo@dwp.gov.uk", HIDDEN, HIDDEN, WHOLE, True),
     # Conflicted: sirt, sirt_lead, auditor and admin, yet the perpetrator gets 404 ...
     "perpetrator (sirt_lead, auditor, admin)": (
         PERPETRATOR_IN_SIRT.email,

@@ -8,6 +8,8 @@ Each case type's own module (`ipa_helpers`, `exception_helpers`, `investigation_
 
 from __future__ import annotations
 
+import csv
+import io
 from collections.abc import Awaitable
 from pathlib import Path
 from typing import Any
@@ -28,9 +30,17 @@ from workflows.registry import ACT_UPDATE, CASE_TYPES, OPENED_UPDATE, SNAPSHOT_Q
 SHIPPED_POLICY = Path(__file__).resolve().parents[2] / "domain" / "default_policy.toml"
 
 
+# The people the tests' directories hold, as the service would look them up: `act`
+# passes the one an assigning action names, as the service does (`ActionRequest.assignee`).
+DIRECTORY: dict[str, Actor] = {}
+
+
 def load_people(engine: Engine, people_csv: str) -> None:
     with Session(engine) as session, session.begin():
         import_people(session, people_csv)
+    for row in csv.DictReader(io.StringIO(people_csv)):
+        roles = [r for r in (row.get("roles") or "").split(";") if r]
+        DIRECTORY[row["email"].lower()] = Actor(row["email"].lower(), roles, row["name"])
 
 
 def shipped_policy() -> Policy:
@@ -62,12 +72,18 @@ async def start(
     return handle, await handle.execute_update(OPENED_UPDATE, result_type=CaseSnapshot)
 
 
+ASSIGNING_FIELDS = ("assignee", "investigator", "caseworker")
+
+
 async def act(
     handle: WorkflowHandle[Any, Any], actor: Actor, action: str, **fields: Any
 ) -> CaseSnapshot:
-    after: CaseSnapshot = await handle.execute_update(
-        ACT_UPDATE, ActionRequest(action, actor, fields), result_type=CaseSnapshot
-    )
+    """Take an action as the service would send it: an assigning action carries the
+    person it names as the directory (`load_people`) has them."""
+    named = next((fields[f] for f in ASSIGNING_FIELDS if isinstance(fields.get(f), str)), None)
+    assignee = DIRECTORY.get(named.lower()) if named else None
+    request = ActionRequest(action, actor, fields, assignee=assignee)
+    after: CaseSnapshot = await handle.execute_update(ACT_UPDATE, request, result_type=CaseSnapshot)
     return after
 
 

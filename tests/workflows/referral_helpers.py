@@ -22,7 +22,7 @@ ceo@dwp.gov.uk,Chief Executive,,
 director@dwp.gov.uk,Director,ceo@dwp.gov.uk,
 subject@dwp.gov.uk,Subject,director@dwp.gov.uk,
 caseworker@dwp.gov.uk,Caseworker,subject@dwp.gov.uk,hr
-caseworker2@dwp.gov.uk,Hearing Manager,director@dwp.gov.uk,
+caseworker2@dwp.gov.uk,Hearing Manager,director@dwp.gov.uk,hr
 hr@dwp.gov.uk,HR Officer,hrlead@dwp.gov.uk,hr
 hrlead@dwp.gov.uk,HR Lead,director@dwp.gov.uk,hr;hr_lead
 colleague@dwp.gov.uk,Colleague,director@dwp.gov.uk,
@@ -33,8 +33,8 @@ admin@dwp.gov.uk,Administrator,,admin
 HR = Actor("hr@dwp.gov.uk", ["hr"], "HR Officer")
 HR_LEAD = Actor("hrlead@dwp.gov.uk", ["hr", "hr_lead"], "HR Lead")
 CASEWORKER = Actor("caseworker@dwp.gov.uk", ["hr"], "Caseworker")
-# A caseworker outside HR (a hearing manager): sees the case only while it is theirs.
-CASEWORKER2 = Actor("caseworker2@dwp.gov.uk", [], "Hearing Manager")
+# A second HR caseworker (a hearing manager): the case may be handed to them.
+CASEWORKER2 = Actor("caseworker2@dwp.gov.uk", ["hr"], "Hearing Manager")
 SUBJECT = Actor("subject@dwp.gov.uk", [], "Subject")
 OUTSIDER = Actor("colleague@dwp.gov.uk", [], "Colleague")
 AUDITOR = Actor("auditor@dwp.gov.uk", ["auditor"], "Auditor")

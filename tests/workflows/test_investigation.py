@@ -361,7 +361,7 @@ async def test_a_perpetrator_in_sirt_is_not_told_through_its_queue(
     error = await refusal(act(handle, SIRT_LEAD, "assign", investigator=INVESTIGATOR2.email))
     assert (error.type, error.message) == (
         "invalid",
-        "investigator: a party to the abuse may not investigate it",
+        f"investigator: {INVESTIGATOR2.email} is the perpetrator of {handle.id}, a party to it",
     )
 
 

@@ -18,8 +18,8 @@ PEOPLE = {
     "reporter": Actor("reporter@dwp.gov.uk", []),
     "perpetrator": Actor("perp@dwp.gov.uk", []),
     "target": Actor("target@dwp.gov.uk", []),
-    # Appointed from outside SIRT: sees and acts on the case only as its investigator.
-    "investigator": Actor("investigator@dwp.gov.uk", []),
+    # A SIRT investigator (API.md: an investigator holds the role the stage needs).
+    "investigator": Actor("investigator@dwp.gov.uk", ["sirt"]),
     "sirt": Actor("sirt@dwp.gov.uk", ["sirt"]),
     "sirt_lead": Actor("sirtlead@dwp.gov.uk", ["sirt", "sirt_lead"]),
     "admin": Actor("admin@dwp.gov.uk", ["admin"]),
@@ -34,6 +34,7 @@ PEOPLE = {
 # `reassign` for the SIRT lead and admins; `close`/`reopen` never for the investigator.
 EXPECTED: dict[str, dict[str, set[str]]] = {
     abu.TRIAGE: {
+        "investigator": {"assign", "no_further_action", "comment"},
         "sirt": {"assign", "no_further_action", "comment"},
         "sirt_lead": {"assign", "no_further_action", "comment", "reassign"},
         "admin": {"comment", "reassign"},
@@ -118,8 +119,6 @@ def test_every_action_of_the_table_is_exercised() -> None:
 @pytest.mark.parametrize("person", sorted(PEOPLE))
 def test_who_sees_what(stage: str, person: str) -> None:
     expected = VIEWS[person]
-    if person == "investigator" and stage == abu.TRIAGE:
-        expected = None  # not the investigator until assigned
     assert view_of(abu.RULES, case_in(stage), PEOPLE[person]) == expected
 
 

@@ -7,13 +7,18 @@ from datetime import UTC, datetime
 
 import pytest
 
+from domain.views import view_of
 from workflows import ipa_types as ipa
 from workflows.common import Actor, CaseSnapshot
 from workflows.rules import allowed_actions
 
 PEOPLE = {
     "requester": Actor("employee@dwp.gov.uk", []),
-    "manager": Actor("manager@dwp.gov.uk", []),
+    "manager": Actor("manager@dwp.gov.uk", [], manages=["employee@dwp.gov.uk"]),
+    # The manager's manager: in the requester's management chain, so sees it whole.
+    "director": Actor(
+        "director@dwp.gov.uk", [], manages=["manager@dwp.gov.uk", "employee@dwp.gov.uk"]
+    ),
     "sac": Actor("officer@dwp.gov.uk", ["sac"]),
     "sac_lead": Actor("saclead@dwp.gov.uk", ["sac", "sac_lead"]),
     "admin": Actor("admin@dwp.gov.uk", ["admin"]),
@@ -21,6 +26,19 @@ PEOPLE = {
     "sirt": Actor("sirt@dwp.gov.uk", ["sirt", "sirt_lead"]),
     "colleague": Actor("colleague@dwp.gov.uk", []),
 }
+
+# Need to know (API.md): the requester, their management chain, SAC, SAC leads, auditors
+# and admins see it whole; anyone else (a SIRT lead, a colleague) not at all.
+VIEWS: dict[str, str | None] = {
+    p: (None if p in ("sirt", "colleague") else "whole") for p in PEOPLE
+}
+
+
+def default_actions(person: str) -> set[str]:
+    """What a person a stage's row does not name may do: comment, if they may see it
+    whole and are not an auditor (who changes nothing)."""
+    return set() if person == "auditor" or VIEWS[person] is None else {"comment"}
+
 
 # API.md, `ipa_approval`: stage -> person -> the actions they may take there.
 # Every person who may see the case may `comment`, but auditors, who change nothing.
@@ -85,7 +103,7 @@ def case_in(stage: str, status: str = "open") -> CaseSnapshot:
 @pytest.mark.parametrize("person", sorted(PEOPLE))
 def test_who_may_take_which_action(stage: str, person: str) -> None:
     # Anyone else may see an IPA, so may comment on it; an auditor may not.
-    expected = EXPECTED[stage].get(person, set() if person == "auditor" else {"comment"})
+    expected = EXPECTED[stage].get(person, default_actions(person))
     assert set(allowed_actions(ipa.RULES, case_in(stage), PEOPLE[person])) == expected
 
 
@@ -105,3 +123,18 @@ def test_an_auditor_acts_on_their_own_request() -> None:
     case = case_in(ipa.SAC_REVIEW)
     case.parties["requester"] = case.requester = auditor.email
     assert set(allowed_actions(ipa.RULES, case, auditor)) == {"withdraw", "comment"}
+
+
+@pytest.mark.parametrize("person", sorted(PEOPLE))
+def test_need_to_know_decides_who_sees_it(person: str) -> None:
+    for stage in ipa.STAGES:
+        assert view_of(ipa.RULES, case_in(stage), PEOPLE[person]) == VIEWS[person], stage
+
+
+def test_the_chain_is_the_requesters_not_anyone_elses() -> None:
+    """A manager of someone else sees nothing; whoever manages the requester, however
+    far up, sees it whole."""
+    case = case_in(ipa.STAGES[0])
+    assert view_of(ipa.RULES, case, Actor("boss@dwp.gov.uk", [], manages=["x@dwp.gov.uk"])) is None
+    top = Actor("ceo@dwp.gov.uk", [], manages=["a@dwp.gov.uk", case.requester])
+    assert view_of(ipa.RULES, case, top) == "whole"

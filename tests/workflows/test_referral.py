@@ -4,6 +4,7 @@ database and SMTP; and the service layer's confidentiality on a real referral.""
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, time, timedelta
+from email.message import Message
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -21,6 +22,7 @@ from app.platform.settings import Settings
 from app.service.audit import verify
 from app.service.errors import Forbidden, NotFound
 from app.service.services import Services
+from domain import times
 from domain.policy import load_policy
 from domain.views import PARTIAL_FIELDS
 from models import Case
@@ -62,16 +64,29 @@ def people(engine: Engine) -> None:
     load_people(engine)
 
 
+def text_of(message: Message) -> str:
+    """The plain-text part of a received mail, decoded."""
+    for part in message.walk():
+        if part.get_content_type() == "text/plain":
+            payload = part.get_payload(decode=True)
+            assert isinstance(payload, bytes)
+            return payload.decode()
+    raise AssertionError("no text part")
+
+
 def end_of(day: date) -> datetime:
     """The end of a hearing's day: midnight in London, as UTC."""
     return datetime.combine(day + timedelta(days=1), time.min, LONDON).astimezone(UTC)
 
 
 def no_details_mailed(sink: SmtpSink) -> None:
-    """Confidential: no mail names the subject or says what they are accused of."""
+    """Confidential: no mail names the subject or says what they are accused of (the
+    subject's own mail, of their outcome and appeal, is addressed to them)."""
     for message in sink.messages:
         text = message.as_string()
-        assert BREACH not in text and SUBJECT.email not in text and "6.2, 6.4" not in text
+        assert BREACH not in text and "6.2, 6.4" not in text
+        if SUBJECT.email not in str(message["To"]):
+            assert SUBJECT.email not in text
 
 
 async def test_whole_life_of_a_referral_to_a_dismissed_appeal(
@@ -110,6 +125,8 @@ async def test_whole_life_of_a_referral_to_a_dismissed_appeal(
         "final_written_warning",
     )
     assert case.owner == SUBJECT.email
+    window_ends = case.due_at
+    assert window_ends is not None
 
     case = await act(handle, SUBJECT, "appeal", grounds="The account was hacked")
     assert (case.stage, case.owner) == (dis.APPEAL, None)
@@ -140,7 +157,13 @@ async def test_whole_life_of_a_referral_to_a_dismissed_appeal(
         assert verify(session, case.id).ok
     await eventually(lambda: len(sink.to(CASEWORKER.email)) >= 1)  # the hearing is theirs
     await eventually(lambda: len(sink.to(HR.email)) >= 2)  # opened; decision
-    assert sink.to(SUBJECT.email) == []
+    # The subject is told once: the outcome, and until when (local time) they may appeal.
+    await eventually(lambda: len(sink.to(SUBJECT.email)) >= 1)
+    (told,) = sink.to(SUBJECT.email)
+    assert "how to appeal" in str(told["Subject"])
+    body = " ".join(text_of(told).split())
+    assert "final written warning" in body
+    assert f"until {times.long(window_ends, LONDON)}" in body
     no_details_mailed(sink)
 
 
@@ -213,7 +236,8 @@ async def test_the_appeal_window_running_out_closes_with_the_recorded_outcome(
     assert "escalated" not in kinds and "reminded" not in kinds
     with pytest.raises(RPCError):  # too late to appeal: the case is over
         await act(handle, SUBJECT, "appeal", grounds="Late")
-    assert sink.to(SUBJECT.email) == []
+    # Told once, when the outcome was recorded; never of the window closing.
+    assert len(sink.to(SUBJECT.email)) == 1
 
 
 async def test_scheduling_the_hearing_sets_its_due_time_and_late_ones_escalate_past_the_subject(
@@ -408,8 +432,6 @@ async def test_the_subject_sees_the_outline_others_nothing_and_hr_the_whole(
 ) -> None:
     svc = services
     case_id = (await open_referral(svc, HR))["id"]
-    with pytest.raises(NotFound):  # not theirs yet
-        await service.get_case(svc, actor=CASEWORKER2, case_id=case_id)
     await svc_act(svc, HR, case_id, "accept", caseworker=CASEWORKER2.email)
 
     outline = await service.get_case(svc, actor=SUBJECT, case_id=case_id)
@@ -420,6 +442,8 @@ async def test_the_subject_sees_the_outline_others_nothing_and_hr_the_whole(
     assert (items, total) == ([], 0)  # a search of what the outline hides finds nothing
     items, _ = await service.list_cases(svc, actor=SUBJECT)
     assert [set(i) for i in items] == [{*PARTIAL_FIELDS, "actions"}]
+    # At the hearing it does not wait on them: not in their "Waiting on me".
+    assert (await service.list_cases(svc, actor=SUBJECT, assignee="me"))[1] == 0
 
     for outsider in (OUTSIDER, Actor("sirt@dwp.gov.uk", ["sirt", "sirt_lead"])):
         with pytest.raises(NotFound):
@@ -440,6 +464,11 @@ async def test_the_subject_sees_the_outline_others_nothing_and_hr_the_whole(
     assert after["stage"] == dis.APPEAL_WINDOW
     outline = await service.get_case(svc, actor=SUBJECT, case_id=case_id)
     assert (outline["outcome"], outline["actions"]) == (dis.DISMISSAL, ["appeal"])
+    # While they may appeal: by when, and the case in their "Waiting on me".
+    assert outline["due_at"] == after["due_at"] is not None
+    mine, total = await service.list_cases(svc, actor=SUBJECT, assignee="me")
+    assert ([i["id"] for i in mine], total) == ([case_id], 1)
+    assert set(mine[0]) == {*PARTIAL_FIELDS, "due_at", "actions"}
     appealed = await svc_act(svc, SUBJECT, case_id, "appeal", grounds="Too harsh")
     assert set(appealed) == {*PARTIAL_FIELDS, "actions"} and appealed["stage"] == dis.APPEAL
 
@@ -466,4 +495,6 @@ async def test_a_subject_in_hr_may_not_accept_their_own_referral(
         return [e.data["to"] for e in told if e.data["kind"] == "action_needed"]
 
     await eventually(lambda: len(queue_told()) == 2)
-    assert queue_told() == [sorted([CASEWORKER.email, HR_LEAD.email]), [CASEWORKER.email]]
+    assert sorted(queue_told()) == sorted(
+        [sorted([CASEWORKER.email, CASEWORKER2.email, HR_LEAD.email]), [CASEWORKER.email]]
+    )

@@ -16,7 +16,8 @@ from workflows.rules import FORBIDDEN, allowed_actions
 PEOPLE = {
     "hr": Actor("hr@dwp.gov.uk", ["hr"]),
     "hr_lead": Actor("hrlead@dwp.gov.uk", ["hr", "hr_lead"]),
-    "caseworker": Actor("caseworker@dwp.gov.uk", []),  # a hearing manager, outside HR
+    # In HR (API.md: a caseworker holds the role the stage needs).
+    "caseworker": Actor("caseworker@dwp.gov.uk", ["hr"]),
     "subject": Actor("subject@dwp.gov.uk", []),
     "raiser": Actor("sirtlead@dwp.gov.uk", ["sirt", "sirt_lead"]),  # the investigation's lead
     "auditor": Actor("auditor@dwp.gov.uk", ["auditor"]),
@@ -30,6 +31,7 @@ PEOPLE = {
 # `reassign` is the HR lead's and the admin's. Anyone not listed may do nothing.
 EXPECTED: dict[str, dict[str, set[str]]] = {
     dis.HR_REVIEW: {
+        "caseworker": {"accept", "no_case_to_answer", "comment"},
         "hr": {"accept", "no_case_to_answer", "comment"},
         "hr_lead": {"accept", "no_case_to_answer", "comment", "reassign"},
         "admin": {"comment", "reassign"},
@@ -113,8 +115,6 @@ def test_nobody_acts_on_a_closed_referral(person: str) -> None:
 def test_who_sees_how_much(stage: str, person: str) -> None:
     assert dis.RULES.confidential
     expected = SEES[person]
-    if person == "caseworker" and stage == dis.HR_REVIEW:
-        expected = None  # not theirs until HR accepts it and names them
     assert view_of(dis.RULES, case_in(stage), PEOPLE[person]) == expected
 
 
@@ -142,7 +142,7 @@ def test_the_caseworker_may_not_decide_the_appeal_of_their_own_hearing() -> None
 @pytest.mark.parametrize("person", sorted(PEOPLE))
 def test_only_hr_opens_a_referral(person: str) -> None:
     refusal = dis.opener_refusal(PEOPLE[person], {"subject": "someone@dwp.gov.uk"})
-    if person in ("hr", "hr_lead"):
+    if person in ("hr", "hr_lead", "caseworker"):
         assert refusal is None
     else:
         assert refusal is not None and refusal.code == FORBIDDEN

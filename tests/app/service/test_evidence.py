@@ -323,7 +323,7 @@ async def test_evidence_on_a_case_type_without_it_is_an_unknown_action(
 ) -> None:
     ipa = await service.open_case(
         services,
-        actor=Actor("employee@dwp.gov.uk", []),
+        actor=REPORTER,  # who sees it whole (need to know) and uploads to it
         case_type="ipa_approval",
         details={
             "account_kind": "individual_professional",
@@ -334,7 +334,7 @@ async def test_evidence_on_a_case_type_without_it_is_an_unknown_action(
             "contact_email": "jo@example.com",
         },
     )
-    response = await upload(api, ipa["id"], auth[SIRT])
+    response = await upload(api, ipa["id"], auth[REPORTER.email])
     assert response.status_code == 422
     assert response.json()["error"]["message"].startswith("action: unknown action 'add_evidence'")
     assert stored_files(services.settings.data_dir) == []

@@ -10,9 +10,9 @@ import pytest
 
 from app.platform.settings import Settings
 from app.runtime.mailcatcher import MailCatcher
-from app.service.errors import NotFound
-from app.service.mailbox import list_messages
-from app.web.mail import mail_for, message_for
+from app.service.errors import Invalid, NotFound
+from app.service.mailbox import list_messages, recipients
+from app.web.mail import mail_for, mail_page, message_for
 from workflows.common import Actor
 
 ALEX = Actor("alex.employee@dwp.gov.uk", [])
@@ -83,3 +83,50 @@ def test_no_mail_page_when_mail_goes_to_a_relay(caught: Settings, tmp_path: Path
     name = mail_for(caught, ADMIN)[0].name
     with pytest.raises(NotFound, match="relay"):
         message_for(relayed, ADMIN, name)
+
+
+def test_the_mail_pages_by_key_newest_first(tmp_path: Path) -> None:
+    """Pages of `limit` by file name: older with `before`, newer with `after`; a person's
+    pages hold only their mail, found through the catcher's index."""
+    with MailCatcher(tmp_path) as catcher:
+        for n in range(7):
+            send(catcher, ALEX.email if n % 2 == 0 else MORGAN.email, f"Mail {n}")
+    settings = Settings.from_env({"CASEWORK_DATA_DIR": str(tmp_path)})
+    assert len(recipients(tmp_path)) == 7  # every message indexed as it was caught
+
+    first = mail_page(settings, AUDITOR, limit=3)
+    assert [m.subject for m in first.messages] == ["Mail 6", "Mail 5", "Mail 4"]
+    assert first.newer is None and first.older == first.messages[-1].name
+    second = mail_page(settings, AUDITOR, before=first.older, limit=3)
+    assert [m.subject for m in second.messages] == ["Mail 3", "Mail 2", "Mail 1"]
+    last = mail_page(settings, AUDITOR, before=second.older, limit=3)
+    assert [m.subject for m in last.messages] == ["Mail 0"] and last.older is None
+    back = mail_page(settings, AUDITOR, after=last.newer, limit=3)
+    assert [m.subject for m in back.messages] == ["Mail 3", "Mail 2", "Mail 1"]
+    assert mail_page(settings, AUDITOR, after=back.newer, limit=3).messages == first.messages
+
+    alex = mail_page(settings, ALEX, limit=2)
+    assert [m.subject for m in alex.messages] == ["Mail 6", "Mail 4"]
+    alex_older = mail_page(settings, ALEX, before=alex.older, limit=2)
+    assert [m.subject for m in alex_older.messages] == ["Mail 2", "Mail 0"]
+    assert alex_older.older is None
+
+    # A message the index does not name (caught before it existed) is read instead.
+    (tmp_path / "mail" / "index.tsv").unlink()
+    assert [m.subject for m in mail_page(settings, MORGAN, limit=5).messages] == [
+        "Mail 5",
+        "Mail 3",
+        "Mail 1",
+    ]
+    with pytest.raises(Invalid):
+        mail_page(settings, ADMIN, before="../casework.db")
+
+
+def test_a_page_shows_encoded_headers_as_sent(tmp_path: Path) -> None:
+    with MailCatcher(tmp_path) as catcher:
+        send(catcher, ALEX.email, "Décision : IPA-1 — approuvée " + "long " * 20)
+    settings = Settings.from_env({"CASEWORK_DATA_DIR": str(tmp_path)})
+    (listed,) = mail_page(settings, ALEX).messages
+    assert listed.subject == list_messages(tmp_path)[0].subject
+    assert listed.subject.startswith("Décision : IPA-1 — approuvée long")
+    assert listed.to == [ALEX.email]
