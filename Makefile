@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench chaos chromium oidc-provider install clean
+.PHONY: run test lint bench chaos chromium assets oidc-provider install clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -14,12 +14,22 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
-# The front-end assets the app serves itself (package.json: Swagger UI, ReDoc), from the
-# npm registry, never a CDN at run time.
+# The front-end assets the app serves itself (package.json: GOV.UK Frontend and MOJ
+# Frontend for the pages, Swagger UI and ReDoc for /docs and /redoc) and the browser tests'
+# axe-core, from the npm registry at the versions package-lock.json pins; app/web/assets.py serves the
+# pages' at /assets. No package's install scripts run; MOJ Frontend's optional peer (moment) is left out.
 NODE_STAMP := node_modules/.installed
 $(NODE_STAMP): package.json package-lock.json
+	@if ! command -v npm >/dev/null 2>&1; then \
+		if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+			echo "installing Debian's npm for the pages' assets"; \
+			apt-get update -q && apt-get install -y -q --no-install-recommends npm; \
+		else echo "npm is missing: sudo apt-get install npm"; exit 1; fi; \
+	fi
 	npm ci --ignore-scripts --omit=peer --no-audit --no-fund
 	touch $(NODE_STAMP)
+
+assets: $(NODE_STAMP)
 
 install: $(STAMP) $(NODE_STAMP) oidc-provider
 
@@ -35,7 +45,7 @@ lint: $(STAMP)
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-test: lint chromium $(NODE_STAMP) oidc-provider
+test: lint chromium assets oidc-provider
 	$(BIN)/pytest -q
 
 # The browser tests drive Debian's Chromium (Playwright never downloads a browser).

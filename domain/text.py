@@ -5,7 +5,21 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-_ACRONYMS = {"ipa": "IPA", "sac": "SAC", "sirt": "SIRT", "hr": "HR", "url": "URL", "urls": "URLs"}
+# Words as the contract and the policy spell them (API.md, the Social Media Policy).
+_ACRONYMS = {
+    "ipa": "IPA",
+    "pex": "PEX",
+    "sac": "SAC",
+    "sirt": "SIRT",
+    "hr": "HR",
+    "url": "URL",
+    "urls": "URLs",
+    "dwp": "DWP",
+    "linkedin": "LinkedIn",
+    "sla": "SLA",
+    "sha256": "SHA-256",
+    "id": "ID",
+}
 
 
 def words(value: object) -> str:

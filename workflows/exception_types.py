@@ -117,7 +117,14 @@ RULES = CaseTypeRules(
     ),
     actions=(
         ActionRule("accept", frozenset({TRIAGE}), ("role:sac",), label="Accept", policy="5.2"),
-        ActionRule("reject", frozenset({TRIAGE}), ("role:sac",), (REASON,), label="Reject"),
+        ActionRule(
+            "reject",
+            frozenset({TRIAGE}),
+            ("role:sac",),
+            (REASON,),
+            label="Reject",
+            irreversible=True,
+        ),
         *ask_requester_actions(frozenset({TRIAGE}), ("role:sac",)),
         ActionRule(
             "submit_assessment",
@@ -133,6 +140,7 @@ RULES = CaseTypeRules(
             not_party=DECIDERS_NOT,
             label="Approve",
             policy="5.2",
+            irreversible=True,
         ),
         # The same name as at triage, other people: `CaseTypeRules.action` picks by stage.
         ActionRule(
@@ -142,6 +150,7 @@ RULES = CaseTypeRules(
             (REASON,),
             not_party=DECIDERS_NOT,
             label="Reject",
+            irreversible=True,
         ),
         ActionRule(
             "extend",
@@ -151,8 +160,17 @@ RULES = CaseTypeRules(
             label="Extend",
             policy="5.2",
         ),
-        ActionRule("revoke", frozenset({ACTIVE}), ("role:sac",), (REASON,), label="Revoke"),
-        ActionRule("withdraw", BEFORE_ACTIVE, ("party:requester",), label="Withdraw"),
+        ActionRule(
+            "revoke",
+            frozenset({ACTIVE}),
+            ("role:sac",),
+            (REASON,),
+            label="Revoke",
+            irreversible=True,
+        ),
+        ActionRule(
+            "withdraw", BEFORE_ACTIVE, ("party:requester",), label="Withdraw", irreversible=True
+        ),
         *common_actions("sac", frozenset(STAGES)),
     ),
 )

@@ -163,6 +163,7 @@ RULES = CaseTypeRules(
             ("role:sirt", "role:sirt_lead"),
             (REASON,),
             label="No further action",
+            irreversible=True,
         ),
         ActionRule(
             "add_evidence",
@@ -214,6 +215,7 @@ RULES = CaseTypeRules(
             ("role:sirt_lead",),
             not_party=("investigator", "concluded_by"),
             label="Close",
+            irreversible=True,
         ),
         ActionRule(
             "reopen",

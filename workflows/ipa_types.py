@@ -132,16 +132,37 @@ RULES = CaseTypeRules(
             ("party:requester_manager",),
             (REASON,),
             label="Decline",
+            irreversible=True,
         ),
-        ActionRule("approve", frozenset({SAC_REVIEW}), ("role:sac",), label="Approve"),
-        ActionRule("reject", frozenset({SAC_REVIEW}), ("role:sac",), (REASON,), label="Reject"),
+        ActionRule(
+            "approve", frozenset({SAC_REVIEW}), ("role:sac",), label="Approve", irreversible=True
+        ),
+        ActionRule(
+            "reject",
+            frozenset({SAC_REVIEW}),
+            ("role:sac",),
+            (REASON,),
+            label="Reject",
+            irreversible=True,
+        ),
         *ask_requester_actions(frozenset({SAC_REVIEW}), ("role:sac",)),
         ActionRule(
             "attest", frozenset({ACTIVE}), ("party:requester",), label="Attest", policy="3.2"
         ),
-        ActionRule("revoke", frozenset({ACTIVE}), ("role:sac",), (REASON,), label="Revoke"),
-        ActionRule("retire", frozenset({ACTIVE}), ("party:requester",), label="Retire"),
-        ActionRule("withdraw", BEFORE_ACTIVE, ("party:requester",), label="Withdraw"),
+        ActionRule(
+            "revoke",
+            frozenset({ACTIVE}),
+            ("role:sac",),
+            (REASON,),
+            label="Revoke",
+            irreversible=True,
+        ),
+        ActionRule(
+            "retire", frozenset({ACTIVE}), ("party:requester",), label="Retire", irreversible=True
+        ),
+        ActionRule(
+            "withdraw", BEFORE_ACTIVE, ("party:requester",), label="Withdraw", irreversible=True
+        ),
         *common_actions("sac", frozenset(STAGES)),
     ),
 )

@@ -118,6 +118,7 @@ RULES = CaseTypeRules(
             ("role:hr", "role:hr_lead"),
             (REASON,),
             label="No case to answer",
+            irreversible=True,
         ),
         ActionRule(
             "schedule_hearing",
@@ -133,6 +134,7 @@ RULES = CaseTypeRules(
             (Field("outcome", "choice", choices=HEARING_OUTCOMES, policy="6.2"), REASON),
             label="Record the outcome",
             policy="6.2",
+            irreversible=True,
         ),
         ActionRule(
             "appeal",
@@ -149,6 +151,7 @@ RULES = CaseTypeRules(
             # Not decided by whoever heard the case.
             not_party=("caseworker",),
             label="Decide the appeal",
+            irreversible=True,
         ),
         *common_actions("hr", frozenset(STAGES)),
     ),

@@ -28,13 +28,37 @@ MAX_TEXT = 10_000
 
 
 class Refusal(Exception):
-    """An action or an intake refused, with the code the API maps to a status."""
+    """An action or an intake refused, with the code the API maps to a status.
 
-    def __init__(self, code: str, message: str, field: str | None = None) -> None:
+    `message` names the field as a request does (`account_kind: required`); `plain` says
+    the same to a person filling in a form ("Choose the account kind"), and is derived
+    from `message` where no wording of its own is given (`plain_words`)."""
+
+    def __init__(
+        self, code: str, message: str, field: str | None = None, plain: str | None = None
+    ) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
         self.field = field
+        self.plain = plain or plain_words(message)
+
+
+def plain_words(message: str) -> str:
+    """A refusal's message without the name of the field it leads with, as a sentence:
+    `account_kind: personal accounts need no approval (policy 5.1)` -> `Personal accounts
+    need no approval (policy 5.1)`."""
+    head, sep, rest = message.partition(": ")
+    said = rest if sep and " " not in head else message
+    return said[:1].upper() + said[1:]
+
+
+def _spoken(name: str) -> str:
+    """A field's name inside a sentence: `contact_email` -> `contact email`, `sac` -> `SAC`."""
+    return " ".join(_SPOKEN.get(w, w) for w in name.split(".")[-1].split("_"))
+
+
+_SPOKEN = {"ipa": "IPA", "sac": "SAC", "sirt": "SIRT", "hr": "HR", "url": "URL", "urls": "URLs"}
 
 
 @dataclass(frozen=True)
@@ -58,6 +82,7 @@ class ActionRule:
     (the person the case names so, e.g. `party:requester`), `lead` (the lead of
     the team that owns the case) and `viewer` (anyone who may see the whole case).
     `not_party` lists parties who may never take it (four eyes).
+    `irreversible` marks an action that cannot be undone: the pages confirm it first.
     """
 
     name: str
@@ -67,6 +92,9 @@ class ActionRule:
     not_party: tuple[str, ...] = ()
     policy: str | None = None
     label: str = ""
+    # Cannot be undone (a decision, a closure, a withdrawal): the pages ask the person to
+    # confirm it first (app.web.case_page); the workflow takes it as any other.
+    irreversible: bool = False
     # An action that hands the case to a person (`reassign`, `assign`, `accept`): which
     # field names them, and for which stage's work (`assignment_refusal`).
     assigns: Assigns | None = None
@@ -322,19 +350,25 @@ def assignment_refusal(
 
 
 def check_action(rules: CaseTypeRules, case: CaseSnapshot, actor: Actor, action: str) -> ActionRule:
-    """The rule for `action` if `actor` may take it on `case` now; else raise a Refusal."""
+    """The rule for `action` if `actor` may take it on `case` now; else raise a Refusal
+    (its `plain` says why to the person, as the pages show it beside the action)."""
     rule = rules.action(action, case.stage)
+    doing = (rule.label or action.replace("_", " ")).lower()
     if case.status != OPEN or case.stage not in rule.stages:
         raise Refusal(
             CONFLICT,
             f"action: {action!r} is not allowed in stage {case.stage!r} of {case.id}",
             "action",
+            f"You cannot {doing} this case at the {_spoken(case.stage)} stage",
         )
+    section = f", policy {rule.policy}" if rule.policy else ""
     for party in rule.not_party:
         if case.parties.get(party) == actor.email:
             raise Refusal(
                 FORBIDDEN,
                 f"actor: the {party} of {case.id} may not also {action} it (four eyes)",
+                plain=f"{_party_did(party, rules)}; another {_who_words(rule.who)} must "
+                f"{doing} it (four eyes{section})",
             )
     in_conflict = party_in_conflict(actor, case, rules)
     if in_conflict is not None and f"party:{in_conflict}" not in rule.who:
@@ -342,10 +376,69 @@ def check_action(rules: CaseTypeRules, case: CaseSnapshot, actor: Actor, action:
             FORBIDDEN,
             f"actor: {actor.email} is the {in_conflict} of {case.id}, a party to it, and may"
             f" not {action} it (conflict of interest)",
+            plain=f"You are the {_spoken(in_conflict)} of this case, so you may not {doing} it"
+            " (conflict of interest)",
         )
     if not any(holds(w, actor, case, rules) for w in rule.who):
-        raise Refusal(FORBIDDEN, f"actor: {actor.email} may not {action} {case.id}")
+        raise Refusal(
+            FORBIDDEN,
+            f"actor: {actor.email} may not {action} {case.id}",
+            plain=f"Only {_who_words(rule.who, rules, article=True)} may {doing} this case"
+            + (f" (policy {rule.policy})" if rule.policy else ""),
+        )
     return rule
+
+
+# What a party did, said to them: why the four-eyes rule keeps an action from them.
+_PARTY_DID = {
+    "assessor": "You assessed this {noun}",
+    "requester": "You raised this {noun}",
+    "investigator": "You investigated this {noun}",
+    "caseworker": "You are the caseworker on this {noun}",
+}
+
+
+def _party_did(party: str, rules: CaseTypeRules) -> str:
+    noun = _spoken(rules.type).replace("IPA approval", "IPA request")
+    return _PARTY_DID.get(party, "You are the {party} of this {noun}").format(
+        noun=noun, party=_spoken(party)
+    )
+
+
+# A party as a sentence names them.
+_PARTY_NOUNS = {"requester_manager": "requester's manager"}
+# A role as a person is called by it (API.md's roles).
+_ROLE_NOUNS = {
+    "sac": "SAC officer",
+    "sirt": "SIRT officer",
+    "hr": "HR caseworker",
+    "admin": "administrator",
+    "auditor": "auditor",
+    "monitoring": "monitoring officer",
+}
+
+
+def _who_words(
+    who: tuple[str, ...], rules: CaseTypeRules | None = None, *, article: bool = False
+) -> str:
+    """Who may take an action, in words: `("role:sac_lead",)` -> `SAC lead` (with
+    `article`: `a SAC lead`)."""
+    said = []
+    for w in who:
+        kind, _, name = w.partition(":")
+        if kind == "lead":
+            kind, name = "role", f"{rules.team}_lead" if rules else "team_lead"
+        if kind == "role":
+            noun = _ROLE_NOUNS.get(name, _spoken(name))
+            an = "an" if noun[:1].lower() in "aeiou" or noun.startswith("HR") else "a"
+            said.append(f"{an} {noun}" if article else noun)
+        elif kind == "party":
+            said.append(f"the {_PARTY_NOUNS.get(name, _spoken(name))}")
+        elif kind == "chain":
+            said.append(f"the {_PARTY_NOUNS.get(name, _spoken(name))}'s management chain")
+        elif kind == "viewer":
+            said.append("those who may see the whole case")
+    return " or ".join(dict.fromkeys(said)) or "someone else"
 
 
 def allowed_actions(rules: CaseTypeRules, case: CaseSnapshot, actor: Actor) -> list[str]:
@@ -369,15 +462,59 @@ def clean_fields(specs: tuple[Field, ...], given: dict[str, Any]) -> dict[str, A
         value = given.get(spec.name)
         if value is None or value == "":
             if spec.required:
-                raise Refusal(INVALID, f"{spec.name}: required", spec.name)
+                raise _required(spec)
             continue
         cleaned[spec.name] = _clean(spec, value)
     return cleaned
 
 
-def _refuse(spec: Field, reason: str) -> Refusal:
+def field_problems(specs: tuple[Field, ...], given: dict[str, Any]) -> list[Refusal]:
+    """Every field's refusal at once, in table order: what `clean_fields` would refuse,
+    field by field (it raises the first). The pages show them all together."""
+    if not isinstance(given, dict):
+        return [Refusal(INVALID, "fields: expected an object", "fields")]
+    problems = []
+    for spec in specs:
+        try:
+            clean_fields((spec,), given)
+        except Refusal as r:
+            problems.append(r)
+    return problems
+
+
+def _required(spec: Field) -> Refusal:
+    name = _spoken(spec.name)
+    if spec.kind == "choice":
+        plain = f"Choose the {name}"
+    elif spec.kind == "bool":
+        plain = f"Answer yes or no: {name}"
+    elif spec.kind in ("emails", "urls"):
+        plain = f"Enter at least one {name[:-1] if name.endswith('s') else name}"
+    else:
+        plain = f"Enter the {name}"
+    return Refusal(INVALID, f"{spec.name}: required", spec.name, plain)
+
+
+# What a value of each kind must be, as a person is told (`_refuse`).
+_PLAIN = {
+    "text": "Enter the {name} as text",
+    "url": "Enter the {name} as a link starting with http:// or https://",
+    "urls": "Enter each of the {name} as a link starting with http:// or https://",
+    "choice": "Choose the {name} from the list",
+    "bool": "Answer yes or no: {name}",
+    "email": "Enter the {name} as an email address, like name@example.com",
+    "emails": "Enter the {name} as email addresses, like name@example.com, one per line",
+    "int": "Enter the {name} as a whole number",
+    "duration": "Enter the {name} as working days such as 5wd, or a period such as P14D",
+    "date": "Enter the {name} as a date in the form YYYY-MM-DD",
+    "object": "Enter the {name}",
+}
+
+
+def _refuse(spec: Field, reason: str, plain: str | None = None) -> Refusal:
     where = f" (policy {spec.policy})" if spec.policy else ""
-    return Refusal(INVALID, f"{spec.name}: {reason}{where}", spec.name)
+    said = plain or _PLAIN.get(spec.kind, "Check the {name}").format(name=_spoken(spec.name))
+    return Refusal(INVALID, f"{spec.name}: {reason}{where}", spec.name, f"{said}{where}")
 
 
 def _clean(spec: Field, value: Any) -> Any:
@@ -386,8 +523,11 @@ def _clean(spec: Field, value: Any) -> Any:
         if not isinstance(value, str):
             raise _refuse(spec, "must be text")
         value = value.strip()
-        if len(value) > (spec.max or MAX_TEXT):
-            raise _refuse(spec, f"at most {spec.max or MAX_TEXT} characters")
+        most = spec.max or MAX_TEXT
+        if len(value) > most:
+            name = _spoken(spec.name)
+            limit = f"The {name} must be {most:,} characters or fewer"
+            raise _refuse(spec, f"at most {most} characters", limit[:1].upper() + limit[1:])
         if kind == "url" and not re.match(r"^https?://\S+$", value):
             raise _refuse(spec, "must be an http(s) URL")
         return value
@@ -406,19 +546,26 @@ def _clean(spec: Field, value: Any) -> Any:
     if kind == "emails":
         if not isinstance(value, list) or not value:
             raise _refuse(spec, "must be a list of email addresses")
-        return [_clean(Field(spec.name, "email", policy=spec.policy), v) for v in value]
+        try:
+            return [_clean(Field(spec.name, "email", policy=spec.policy), v) for v in value]
+        except Refusal as r:  # the item's message, the list's wording
+            raise Refusal(r.code, r.message, r.field, _refuse(spec, "").plain) from None
     if kind == "urls":
         if not isinstance(value, list) or not value:
             raise _refuse(spec, "must be a list of http(s) URLs")
         item = Field(spec.name, "url", max=spec.max, policy=spec.policy)
-        return [_clean(item, v) for v in value]
+        try:
+            return [_clean(item, v) for v in value]
+        except Refusal as r:
+            raise Refusal(r.code, r.message, r.field, _refuse(spec, "").plain) from None
     if kind == "int":
         if isinstance(value, bool) or not isinstance(value, int):
             raise _refuse(spec, "must be a whole number")
         if (spec.min is not None and value < spec.min) or (
             spec.max is not None and value > spec.max
         ):
-            raise _refuse(spec, f"must be between {spec.min} and {spec.max}")
+            between = f"The {_spoken(spec.name)} must be between {spec.min} and {spec.max}"
+            raise _refuse(spec, f"must be between {spec.min} and {spec.max}", between)
         return value
     if kind == "duration":
         if not isinstance(value, str) or not DURATION_RE.match(value):

@@ -3,7 +3,9 @@
 Every response, page, API, static file or docs alike, carries:
 
 - `Content-Security-Policy`: `default-src 'self'`, `frame-ancestors 'none'` and no
-  inline script anywhere (the pages have none; Swagger UI's start-up is a static file).
+  inline script anywhere but the GOV.UK template's one-line snippet that marks the page
+  `js-enabled`, allowed by its hash (`app.web.render.INLINE_SCRIPT_HASHES`; the pages'
+  own script is a static file, as is Swagger UI's start-up).
   Two routes loosen one thing each: ReDoc (`/redoc`) styles itself with inline `<style>`
   and runs its search in a `blob:` worker; a caught email's page (`/mail/<name>`) shows
   the email's own inline styles in its sandboxed frame (which inherits the policy).
@@ -13,7 +15,7 @@ Every response, page, API, static file or docs alike, carries:
 - `Referrer-Policy: no-referrer`: a case id in an address never leaves in a Referer;
 - `X-Content-Type-Options: nosniff`.
 
-Everything but the static assets (`/static/`, `/docs/assets/`, `/redoc/assets/`) is also
+Everything but the static assets (`/static/`, `/assets/`, `/docs/assets/`, `/redoc/assets/`) is also
 `Cache-Control: no-store`: a signed-in page or an API answer is never kept by the
 browser or a proxy, so after signing out, Back shows no case. A route that set its own
 `Cache-Control` keeps it.
@@ -26,6 +28,8 @@ from urllib.parse import urlsplit
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.web.render import INLINE_SCRIPT_HASHES
+
 BASE_POLICY = (
     "default-src 'self'",
     "base-uri 'none'",
@@ -33,6 +37,7 @@ BASE_POLICY = (
     "frame-ancestors 'none'",
     "object-src 'none'",
     "img-src 'self' data:",
+    " ".join(("script-src 'self'", *INLINE_SCRIPT_HASHES)),
 )
 INLINE_STYLES = "style-src 'self' 'unsafe-inline'"
 # Routes whose policy adds to the base, by path prefix (the first that matches).
@@ -41,7 +46,7 @@ LOOSER: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("/redoc", (INLINE_STYLES, "worker-src 'self' blob:")),
     ("/mail/", (INLINE_STYLES,)),
 )
-CACHEABLE = ("/static/", "/docs/assets/", "/redoc/assets/")
+CACHEABLE = ("/static/", "/assets/", "/docs/assets/", "/redoc/assets/")
 FIXED = {
     "x-frame-options": "DENY",
     "referrer-policy": "no-referrer",

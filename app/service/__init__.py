@@ -18,10 +18,14 @@ from app.service.cases import (
     eligible_assignees,
     get_case,
     open_case,
+    preview_action,
+    refusal_words,
+    unavailable_actions,
 )
 from app.service.evidence import evidence_download, upload_evidence
 from app.service.identity import actor_for, whoami
 from app.service.listing import DEFAULT_LIMIT, MAX_LIMIT, list_cases
+from app.service.names import names_of
 from app.service.signin import CaseRead, authenticate, authenticate_reading
 
 __all__ = [
@@ -38,7 +42,11 @@ __all__ = [
     "evidence_download",
     "get_case",
     "list_cases",
+    "names_of",
     "open_case",
+    "preview_action",
+    "refusal_words",
+    "unavailable_actions",
     "upload_evidence",
     "whoami",
 ]

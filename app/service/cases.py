@@ -31,6 +31,7 @@ from app.service.errors import (
     ServiceError,
     for_refusal,
     from_refusal,
+    invalid_fields,
     is_refusal,
     temporal_errors,
 )
@@ -50,6 +51,8 @@ from workflows.rules import (
     assignment_refusal,
     check_action,
     clean_fields,
+    field_problems,
+    holds,
     parties_from_details,
 )
 
@@ -92,6 +95,8 @@ async def open_case(
     opener = OPENERS.get(rules.type)
     if opener is not None and (not_yours := opener(actor, details)) is not None:
         raise from_refusal(not_yours)
+    if problems := field_problems(rules.details, details):
+        raise invalid_fields(problems, "details.")  # every field's problem at once
     try:
         cleaned = clean_fields(rules.details, details)
         intake = INTAKE.get(rules.type)
@@ -141,7 +146,9 @@ async def open_case(
 def _in_details(refusal: Refusal) -> Refusal:
     """Name a details field as the request names it: `details.account_kind`."""
     if refusal.field and not refusal.message.startswith("details."):
-        return Refusal(refusal.code, f"details.{refusal.message}", f"details.{refusal.field}")
+        return Refusal(
+            refusal.code, f"details.{refusal.message}", f"details.{refusal.field}", refusal.plain
+        )
     return refusal
 
 
@@ -244,6 +251,7 @@ async def act(
         raise Invalid("fields: expected an object")
     rules, case = await load_case(svc, case_id, read)
     await refuse_unless_open_to(svc, actor, rules, case, action)
+    await refuse_bad_fields(svc, actor, rules, case, action, fields)
     assignee = await _assignee_checked(svc, actor, rules, case, action, fields)
     handle = svc.client.get_workflow_handle(case_id)
     request = ActionRequest(
@@ -347,6 +355,24 @@ async def refuse_unless_open_to(
         raise await record_refusal(svc, actor, case, action, Conflict(CLOSED_MESSAGE))
 
 
+async def refuse_bad_fields(
+    svc: Services,
+    actor: Actor,
+    rules: CaseTypeRules,
+    case: CaseSnapshot,
+    action: str,
+    fields: dict[str, Any],
+) -> None:
+    """Every bad field at once (422, recorded), where the read model says the action is
+    the actor's to take; otherwise the workflow's validator decides, and says why."""
+    try:
+        rule = check_action(rules, case, actor, action)
+    except Refusal:
+        return
+    if problems := field_problems(rule.fields, fields):
+        raise await record_refusal(svc, actor, case, action, invalid_fields(problems))
+
+
 async def record_refusal(
     svc: Services, actor: Actor, case: CaseSnapshot, action: str, error: ServiceError
 ) -> ServiceError:
@@ -364,3 +390,78 @@ async def record_refusal(
     )
     await asyncio.to_thread(append_events_retrying, svc.sessions, case.id, [event])
     return error
+
+
+async def preview_action(
+    svc: Services, *, actor: Actor, case_id: str, action: str, fields: dict[str, Any]
+) -> dict[str, Any]:
+    """What `act` would refuse, said before the action is sent (a confirmation page asks
+    first): 404 to whoever may not see the case, 409 once closed, 409/403 from the read
+    model by `check_action`, every bad field at once (422); each refusal recorded, as
+    `act` records its own. The case as the actor sees it, where the action may go ahead."""
+    rules, case = await load_case(svc, case_id)
+    await refuse_unless_open_to(svc, actor, rules, case, action)
+    if (refused := _refusal(rules, case, actor, action, fields)) is not None:
+        raise await record_refusal(svc, actor, case, action, refused)
+    return case_json(rules, case, actor, view_of(rules, case, actor) or "partial")
+
+
+async def refusal_words(
+    svc: Services, *, actor: Actor, case_id: str, action: str, fields: dict[str, Any]
+) -> ServiceError | None:
+    """Why the read model refuses this action, in `check_action`'s words for a person
+    (the workflow's validator sends only its message); None where it would not. Reads
+    only: nothing is recorded."""
+    rules, case, _ = await visible_case(svc, actor, case_id)
+    if case.status != OPEN:
+        return Conflict(CLOSED_MESSAGE)
+    return _refusal(rules, case, actor, action, fields)
+
+
+def _refusal(
+    rules: CaseTypeRules, case: CaseSnapshot, actor: Actor, action: str, fields: dict[str, Any]
+) -> ServiceError | None:
+    try:
+        rule = check_action(rules, case, actor, action)
+    except Refusal as r:
+        return from_refusal(r)
+    if problems := field_problems(rule.fields, fields):
+        return invalid_fields(problems)
+    return None
+
+
+# Common to every case type, and not worth a line on every page: whoever may comment
+# does; reassigning is the leads' and administrators' housekeeping.
+_NOT_EXPLAINED = {"comment", "reassign"}
+
+
+async def unavailable_actions(
+    svc: Services, *, actor: Actor, case_id: str
+) -> list[tuple[str, str, str]]:
+    """The actions of the case's current stage that `actor` may not take, where they
+    would want to know why: (action, label, reason), the reason in `check_action`'s own
+    words. Said to members of the case's team (a SAC officer learns that only a SAC
+    lead decides), and to anyone a four-eyes rule keeps from an action (the SAC lead
+    who assessed an exception), never to the parties of a confidential case."""
+    rules, case, view = await visible_case(svc, actor, case_id)
+    if view != "whole" or case.status != OPEN:
+        return []
+    in_team = rules.team in actor.roles or f"{rules.team}_lead" in actor.roles
+    out = []
+    for name in rules.by_name:
+        if name in _NOT_EXPLAINED:
+            continue
+        rule = rules.action(name, case.stage)
+        if case.stage not in rule.stages:
+            continue
+        # A party's own action (the requester withdraws) is nobody else's question.
+        parties_only = all(w.startswith("party:") for w in rule.who)
+        try:
+            check_action(rules, case, actor, name)
+        except Refusal as r:
+            four_eyes = r.message.endswith("(four eyes)") and any(
+                holds(w, actor, case, rules) for w in rule.who
+            )
+            if four_eyes or (in_team and not parties_only):
+                out.append((name, rule.label or name.replace("_", " ").capitalize(), r.plain))
+    return out

@@ -9,21 +9,46 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 from temporalio.service import RPCError, RPCStatusCode
 
-from workflows.rules import CONFLICT, FORBIDDEN, INVALID, Refusal
+from workflows.rules import CONFLICT, FORBIDDEN, INVALID, Refusal, plain_words
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One field's refusal among several: the field as the request names it
+    (`details.account_kind`), the message (`details.account_kind: required`) and the same
+    said to a person ("Choose the account kind")."""
+
+    field: str | None
+    message: str
+    plain: str
 
 
 class ServiceError(Exception):
-    """A refusal or failure with a stable `code`, a message naming the field, and a status."""
+    """A refusal or failure with a stable `code`, a message naming the field, and a status.
+
+    `plain` says it to a person (the pages); `problems`, where several fields were
+    refused at once, each of them (the first is `message`)."""
 
     code = "error"
     status = 500
 
-    def __init__(self, message: str, *, code: str | None = None, status: int | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        status: int | None = None,
+        plain: str | None = None,
+        problems: tuple[Problem, ...] = (),
+    ) -> None:
         super().__init__(message)
         self.message = message
+        self.plain = plain or plain_words(message)
+        self.problems = problems
         if code is not None:
             self.code = code
         if status is not None:
@@ -74,13 +99,29 @@ def is_refusal(code: str | None) -> bool:
     return (code or "").lower() in _BY_REFUSAL
 
 
-def for_refusal(code: str, message: str) -> ServiceError:
+def for_refusal(code: str, message: str, plain: str | None = None) -> ServiceError:
     """The error for a refusal code ("forbidden", "conflict", "invalid"); unknown ones are 422."""
-    return _BY_REFUSAL.get(code.lower(), Invalid)(message)
+    return _BY_REFUSAL.get(code.lower(), Invalid)(message, plain=plain)
 
 
 def from_refusal(refusal: Refusal) -> ServiceError:
-    return for_refusal(refusal.code, refusal.message)
+    return for_refusal(refusal.code, refusal.message, refusal.plain)
+
+
+def invalid_fields(refusals: list[Refusal], prefix: str = "") -> Invalid:
+    """A 422 for several fields refused at once (`rules.field_problems`): its message is the
+    first's, as the API has always answered; `problems` holds every one. `prefix` names
+    the fields as the request does (`details.`)."""
+    problems = tuple(
+        Problem(
+            f"{prefix}{r.field}" if r.field else None,
+            f"{prefix}{r.message}" if r.field else r.message,
+            r.plain,
+        )
+        for r in refusals
+    )
+    first = problems[0]
+    return Invalid(first.message, plain=first.plain, problems=problems)
 
 
 @contextmanager

@@ -1,7 +1,8 @@
 """The staff web pages: server-rendered HTML over the same service layer as the API.
 
 `install_pages` adds them to the API's app: the routes of `pages_router`, the
-static files of `app/web/static/`, the session middleware, and error pages. Paths
+static files of `app/web/static/`, the design system's assets at `/assets`
+(`app.web.assets`), the session middleware, and error pages. Paths
 of the API (`/api`, `/healthz`, the OpenAPI document) keep their JSON errors;
 every other path answers a person, in HTML. Each page module has its own `router`,
 included below.
@@ -25,6 +26,7 @@ from starlette.exceptions import HTTPException
 
 from app.platform.settings import Settings
 from app.service.errors import ServiceError
+from app.web.assets import assets_app
 from app.web.render import current_actor, render
 from app.web.resume import keep_typed
 from app.web.session import SessionMiddleware, SignInRequired, signed_in
@@ -108,6 +110,7 @@ def install_pages(app: FastAPI, settings: Settings | None = None) -> None:
     app.add_exception_handler(SignInRequired, _either(None))
     app.add_middleware(SessionMiddleware, settings=settings)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    app.mount("/assets", assets_app(), name="assets")  # GOV.UK and MOJ Frontend (npm)
     app.include_router(pages_router)
 
 

@@ -13,7 +13,6 @@ from starlette.datastructures import UploadFile
 from app import service
 from app.service.errors import Invalid, NotFound, ServiceError
 from app.web.case_page import UPLOAD, Refused, show_case
-from app.web.fields import error_field
 from app.web.session import check_csrf, flash, services_of, signed_in
 from workflows.common import Actor
 
@@ -56,7 +55,7 @@ async def upload_evidence(request: Request, me: Me, case_id: str) -> Response:
         except ServiceError as e:
             if e.status >= 500:
                 raise
-            refused = Refused(UPLOAD, e.message, e.status, error_field(e.message), typed)
+            refused = Refused(UPLOAD, e, typed)
             return await show_case(request, me, case_id, refused)
     evidence = stored["evidence"]
     again = "" if evidence["new"] else " (the same file was already stored)"

@@ -1,8 +1,10 @@
-"""Form fields from the case-type tables: a widget per `workflows.rules.Field`, and the
-posted strings turned back into the values `clean_fields` checks.
+"""Form fields from the case-type tables: a widget per `workflows.rules.Field`, the
+posted strings turned back into the values `clean_fields` checks, and the service's
+refusals placed beside the fields they name.
 
-No rule is checked here: the service refuses a bad value and names the field, and
-the page shows that message beside it. What is written here is help text: which
+No rule is checked here: the service refuses bad values (every field at once, each in
+plain words: `workflows.rules.field_problems`), and the page shows each beside its field
+and in the error summary, linked to it. What is written here is help text: which
 section of the policy a rule comes from, shown beside the field it governs.
 """
 
@@ -13,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from app.service.errors import Problem, ServiceError
 from domain.text import label
 from workflows import investigation_types
 from workflows.rules import Field
@@ -149,3 +152,40 @@ def error_field(message: str) -> str | None:
         return None
     field = head.removeprefix("details.")
     return None if field in ("actor", "action", "case", "id", "type", "fields") else field
+
+
+@dataclass(frozen=True)
+class Shown:
+    """One line of an error summary: what to do, and the field it links to (if any)."""
+
+    text: str
+    href: str | None
+
+
+def field_id(form_id: str, name: str) -> str:
+    """The id of a field's control (_fields.html): `new` + `perpetrator.email` ->
+    `new-perpetrator-email`; a radio group's first radio has it too."""
+    return f"{form_id}-{name.replace('.', '-')}"
+
+
+def all_names(fields: list[Widget]) -> set[str]:
+    return {w.name for w in fields} | {p.name for w in fields for p in w.parts}
+
+
+def placed(
+    error: ServiceError, form_id: str, names: set[str]
+) -> tuple[dict[str, str], list[Shown]]:
+    """A refusal's problems as a page shows them: beside each field it names (name ->
+    words), and the summary's list, each linked to its field; a problem naming no field
+    of the form is in the summary alone."""
+    problems = error.problems or (Problem(error_field(error.message), error.message, error.plain),)
+    beside: dict[str, str] = {}
+    summary: list[Shown] = []
+    for problem in problems:
+        name = (problem.field or "").removeprefix("details.")
+        if name in names and name not in beside:
+            beside[name] = problem.plain
+            summary.append(Shown(problem.plain, f"#{field_id(form_id, name)}"))
+        else:
+            summary.append(Shown(problem.plain, None))
+    return beside, summary

@@ -10,7 +10,7 @@ from fastapi.responses import RedirectResponse, Response
 
 from app import service
 from app.service.errors import NotFound, ServiceError
-from app.web.fields import error_field, from_form, widgets
+from app.web.fields import all_names, from_form, placed, widgets
 from app.web.forms import Form, posted_form
 from app.web.render import render
 from app.web.resume import take_typed
@@ -63,14 +63,7 @@ def _form_page(
 ) -> Response:
     rules = CASE_TYPES[case_type]
     fields = widgets(case_type, rules.details)
-    errors: dict[str, str] = {}
-    summary = None
-    if error is not None:
-        where = error_field(error.message)
-        names = {w.name for w in fields} | {p.name for w in fields for p in w.parts}
-        if where in names:
-            errors[where] = error.message
-        summary = error.message
+    errors, summary = placed(error, "new", all_names(fields)) if error else ({}, [])
     return render(
         request,
         "new_case.html",
@@ -82,6 +75,7 @@ def _form_page(
         values=values or {},
         errors=errors,
         summary=summary,
+        page_error=bool(summary),
         typed=typed,
     )
 

@@ -35,7 +35,7 @@ async def signin(request: Request, form: Posted) -> Response:
     try:
         actor = await service.authenticate(services_of(request), token=token, client=client)
     except Unauthorized as refused:
-        error = "token: that token is unknown or has been revoked" if token else "token: required"
+        error = "That token is unknown or has been revoked" if token else "Enter your sign-in token"
         if (
             refused.status == 429
         ):  # too many failed attempts (app.service.throttle): say when to retry

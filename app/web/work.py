@@ -103,6 +103,8 @@ async def my_work(
         return "/?" + urlencode({**kept, "view": tab.key, **change})
 
     pages = max((total + PAGE_SIZE - 1) // PAGE_SIZE, 1)
+    people = [c.get(k) for c in items for k in ("requester", "owner", "assignee")]
+    names = await service.names_of(svc, [e for e in people if e])
     return render(
         request,
         "work.html",
@@ -111,6 +113,7 @@ async def my_work(
         tab=tab,
         counts=counts,
         items=[(case, sla_badge(case)) for case in items],
+        names=names,
         total=total,
         page=page,
         pages=pages,

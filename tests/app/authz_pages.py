@@ -70,7 +70,7 @@ def page_view(page: httpx.Response) -> str | None:
     """How the case page showed the case: whole, in outline, or not at all (404 page)."""
     if page.status_code == 404:
         return None
-    if '<h2 id="details-title">' in page.text:
+    if 'id="details-title">' in page.text:
         return "whole"
     return "partial" if "You see only its outline" in page.text else f"? {page.status_code}"
 
@@ -98,7 +98,9 @@ class Pages:
         browser = self.browsers[email]
         page = await browser.get(f"/cases/{case_id}")
         assert action in offered(page, case_id), (email, action)
-        done = await browser.post(f"/cases/{case_id}/actions/{action}", as_form(fields))
+        # An irreversible action is sent from its confirmation page (confirmed=yes).
+        form = {**as_form(fields), "confirmed": "yes"}
+        done = await browser.post(f"/cases/{case_id}/actions/{action}", form)
         assert done.status_code == 303, (email, action, done.text[-2000:])
         assert done.headers["location"] == f"/cases/{case_id}"
 
@@ -235,7 +237,9 @@ async def observe_pages(
         got[person, "page"] = page_view(page)
         listed = await browser.get("/", params={"view": "all", "q": case_id, "status": "any"})
         want[person, "my work"] = [case_id] if view else []
-        got[person, "my work"] = re.findall(r'<td><a href="/cases/([^"]+)">', listed.text)
+        got[person, "my work"] = re.findall(
+            r'data-label="Case"><a class="govuk-link" href="/cases/([^"]+)">', listed.text
+        )
         forms = sorted(allowed | ({"upload"} if "add_evidence" in allowed else set()))
         want[person, "forms"] = forms if view else []
         got[person, "forms"] = offered(page, case_id)

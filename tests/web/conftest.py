@@ -10,12 +10,20 @@ own cookies), signing in with a real token through the sign-in form.
 Chromium is Debian's (`make chromium` installs it); Playwright's own browser download
 is never used. Every page a test visits can be saved with `shot`, into
 `test-output/screenshots/`.
+
+Every page a test visits is checked by axe-core (from the npm registry: `make assets`)
+against WCAG 2.2 AA: each HTML document the app answers a person's browser with is
+kept as it came, and after the test, rendered again unchanged (scripts and styles
+included) in a page of its own, where axe runs; any violation fails the test. Checking
+a copy, not the person's page, keeps the check from racing the test's next click.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+import json
 import re
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -28,8 +36,11 @@ import uvicorn
 from playwright.async_api import (
     Browser,
     BrowserContext,
+    Error,
     Locator,
     Page,
+    Request,
+    Route,
     async_playwright,
     expect,
 )
@@ -64,6 +75,12 @@ expect.set_options(timeout=WAIT_MS)
 ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOTS = ROOT / "test-output" / "screenshots"
 DEMO_PEOPLE = ROOT / "app" / "runtime" / "demo_people.csv"
+AXE = ROOT / "node_modules" / "axe-core" / "axe.min.js"
+# WCAG 2.2 AA, as axe-core tags it.
+AXE_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa"]
+AXE_RUN = """tags => axe.run(document, {runOnly: {type: 'tag', values: tags}}).then(r =>
+  r.violations.map(v => ({id: v.id, impact: v.impact, help: v.help,
+    nodes: v.nodes.slice(0, 3).map(n => n.target.join(' '))})))"""
 
 # The demo people by first name (app/runtime/demo_people.csv).
 PEOPLE = {
@@ -91,6 +108,16 @@ class _Server(uvicorn.Server):
         yield
 
 
+@dataclass(frozen=True)
+class Document:
+    """An HTML page as the app answered it: what axe checks after the test."""
+
+    url: str
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+
 @dataclass
 class Stack:
     base_url: str
@@ -99,21 +126,60 @@ class Stack:
     data_dir: Path
     browser: Browser
     contexts: list[BrowserContext] = field(default_factory=list)
+    documents: list[Document] = field(default_factory=list)
+    checked: set[str] = field(default_factory=set)  # the digests of pages axe has seen
 
     def token(self, who: str) -> str:
         with self.services.sessions.begin() as session:
             return issue_token(session, PEOPLE.get(who, who))
 
-    async def page(self) -> Page:
-        """A fresh browser context (no cookies) and a page in it."""
-        context = await self.browser.new_context(base_url=self.base_url)
+    async def page(self, width: int | None = None) -> Page:
+        """A fresh browser context (no cookies) and a page in it, `width` CSS pixels wide
+        if given (a phone's 390); each HTML page it is answered with is kept for axe
+        (`check_accessibility`)."""
+        context = await (
+            self.browser.new_context(
+                base_url=self.base_url, viewport={"width": width, "height": 844}
+            )
+            if width
+            else self.browser.new_context(base_url=self.base_url)
+        )
         context.set_default_timeout(WAIT_MS)
+        await context.route("**/*", self._keep_documents)
         self.contexts.append(context)
         return await context.new_page()
 
-    async def sign_in(self, who: str, path: str = "/") -> Page:
+    async def _keep_documents(self, route: Route, request: Request) -> None:
+        if request.resource_type != "document" or not request.url.startswith(self.base_url):
+            await route.continue_()
+            return
+        response = await route.fetch(max_redirects=0)
+        if response.headers.get("content-type", "").startswith("text/html"):
+            body = await response.body()
+            self.documents.append(Document(request.url, response.status, response.headers, body))
+        await route.fulfill(response=response)
+
+    async def check_accessibility(self) -> list[str]:
+        """axe-core on every page kept since the last check: each rendered again as it
+        came, in a context of its own; the violations, one line each."""
+        documents, self.documents = self.documents, []
+        found: list[str] = []
+        context = await self.browser.new_context(base_url=self.base_url, bypass_csp=True)
+        try:
+            page = await context.new_page()
+            for doc in documents:
+                digest = hashlib.sha256(doc.url.encode() + doc.body).hexdigest()
+                if digest in self.checked:
+                    continue
+                self.checked.add(digest)
+                found += [f"{doc.url}: {v}" for v in await _axe(page, doc)]
+        finally:
+            await context.close()
+        return found
+
+    async def sign_in(self, who: str, path: str = "/", width: int | None = None) -> Page:
         """A page with `who` signed in through the sign-in form, then at `path`."""
-        page = await self.page()
+        page = await self.page(width)
         await page.goto(f"/signin?next={path}")
         await page.get_by_label("Token").fill(self.token(who))
         await page.get_by_role("button", name="Sign in").click()
@@ -127,6 +193,27 @@ class Stack:
         contexts, self.contexts = self.contexts, []
         for context in contexts:
             await context.close()
+
+
+async def _axe(page: Page, doc: Document) -> list[str]:
+    """axe's WCAG 2.2 AA violations on `doc`, served again at its own address."""
+
+    async def serve(route: Route, request: Request) -> None:
+        if request.is_navigation_request() and request.url == doc.url:
+            await route.fulfill(status=doc.status, headers=doc.headers, body=doc.body)
+        else:
+            await route.continue_()
+
+    await page.route("**/*", serve)
+    try:
+        await page.goto(doc.url, wait_until="load")
+        await page.add_script_tag(path=str(AXE))
+        violations = await page.evaluate(AXE_RUN, AXE_TAGS)
+    except Error as e:  # the page could not be shown again: say so, as a failure
+        return [f"not checked: {e.message.splitlines()[0]}"]
+    finally:
+        await page.unroute("**/*", serve)
+    return [json.dumps(v) for v in violations]
 
 
 async def shot(page: Page | Locator, name: str) -> Path:
@@ -237,6 +324,12 @@ async def stack(
 
 @pytest.fixture
 async def web(stack: Stack) -> AsyncIterator[Stack]:
-    """The stack, with each test's browser contexts closed after it."""
+    """The stack, with each test's browser contexts closed after it, and every page the
+    test visited checked by axe-core: any WCAG 2.2 AA violation fails the test."""
+    if not AXE.exists():
+        pytest.fail(f"{AXE} is missing: `make assets` installs axe-core from npm")
+    stack.documents.clear()
     yield stack
     await stack.close_contexts()
+    violations = await stack.check_accessibility()
+    assert not violations, "axe-core (WCAG 2.2 AA):\n" + "\n".join(violations)

@@ -27,7 +27,7 @@ async def test_signing_in_with_a_token(web: Stack) -> None:
     await page.wait_for_url("**/signin?next=/dashboard")
     await page.get_by_label("Token").fill("not-a-token")
     await page.get_by_role("button", name="Sign in").click()
-    await expect(page.locator(".error-message")).to_contain_text("token")
+    await expect(page.locator(".govuk-error-message")).to_contain_text("token")
     await shot(page, "signin-refused")
     await page.get_by_label("Token").fill(web.token("lee"))
     await page.get_by_role("button", name="Sign in").click()

@@ -73,7 +73,7 @@ async def test_back_after_signing_out_shows_no_case(web: Stack) -> None:
     # restores the page from its back/forward cache unless the page is no-store.)
     shown = await alex.reload()
     assert shown is not None and shown.headers["cache-control"] == "no-store"
-    await expect(alex.get_by_text(IPA["justification"], exact=True)).to_be_visible()
+    await expect(alex.get_by_text(IPA["justification"], exact=True).first).to_be_visible()
     await alex.get_by_role("button", name="Sign out").click()
     await alex.wait_for_url("**/signin")
     await alex.go_back()

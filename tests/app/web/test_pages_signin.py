@@ -40,7 +40,7 @@ async def test_pages_ask_who_you_are_first(offline_browser: Browser) -> None:
     assert response.headers["location"] == "/signin?next=/"
     page = await offline_browser.get("/signin")
     assert page.status_code == 200
-    assert '<label for="token">Token</label>' in page.text
+    assert '<label class="govuk-label govuk-label--s" for="token">' in page.text
 
 
 async def test_sign_in_with_a_token_then_out(offline_browser: Browser) -> None:
@@ -60,8 +60,8 @@ async def test_a_bad_token_is_refused_beside_the_field(offline_browser: Browser)
     await offline_browser.get("/signin")
     page = await offline_browser.post("/signin", {"token": "not-a-token", "next": "/"})
     assert page.status_code == 401
-    assert "token: that token is unknown or has been revoked" in page.text
-    assert 'aria-invalid="true"' in page.text
+    assert "That token is unknown or has been revoked" in page.text
+    assert "govuk-input--error" in page.text and 'href="#token"' in page.text
     assert (await offline_browser.get("/")).status_code == 303
 
 
@@ -168,7 +168,7 @@ async def test_api_paths_keep_their_json_errors_while_pages_answer_html(
     assert unauthorised.status_code == 401 and "error" in unauthorised.json()
     page = await client.get("/nope")
     assert page.status_code == 404 and page.headers["content-type"].startswith("text/html")
-    assert "<h1>Page not found</h1>" in page.text
+    assert '<h1 class="govuk-heading-l">Page not found</h1>' in page.text
 
 
 async def test_signing_in_returns_to_the_page_asked_for_on_this_site_only(

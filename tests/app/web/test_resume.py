@@ -28,7 +28,7 @@ async def sign_in_by_form(browser: Browser, email: str, next_path: str) -> httpx
 
 
 def value_of(page: httpx.Response, name: str) -> str:
-    match = re.search(rf'<textarea id="[^"]*" name="{name}"[^>]*>([^<]*)</textarea>', page.text)
+    match = re.search(rf'<textarea [^>]*\bname="{name}"[^>]*>([^<]*)</textarea>', page.text)
     if match:
         return match.group(1)
     match = re.search(rf'name="{name}"[^>]*value="([^"]*)"', page.text)
@@ -145,7 +145,12 @@ async def test_a_case_action_typed_as_the_session_ended_comes_back_on_the_case(
     case = await service.get_case(services, actor=Actor(MANAGER, []), case_id=case_id)
     assert case["stage"] == "manager_endorsement"  # nothing was done meanwhile
 
-    declined = await manager.post(f"/cases/{case_id}/actions/decline", {"reason": reason})
+    # Declining cannot be undone: sent from its confirmation page (confirmed=yes).
+    asked = await manager.post(f"/cases/{case_id}/actions/decline", {"reason": reason})
+    assert asked.status_code == 200 and "Are you sure you want to decline" in asked.text
+    declined = await manager.post(
+        f"/cases/{case_id}/actions/decline", {"reason": reason, "confirmed": "yes"}
+    )
     assert declined.status_code == 303
     case = await service.get_case(services, actor=Actor(MANAGER, []), case_id=case_id)
     assert case["status"] == "closed"
