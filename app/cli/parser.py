@@ -45,7 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     people.add_parser(
         "deactivate", help="a leaver: no more sign-in or mail; their open work moves on"
-    ).add_argument("email")
+    ).add_argument("email", help="the leaver's email, as in the directory")
     users = commands.add_parser("users", help="API tokens").add_subparsers(
         dest="subcommand", required=True, metavar="SUBCOMMAND"
     )
