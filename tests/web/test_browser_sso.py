@@ -100,7 +100,7 @@ async def test_alex_signs_in_with_sso_raises_a_request_and_morgan_endorses_it(
     chromium: Browser, sso_site: str
 ) -> None:
     alex = await sign_in(chromium, sso_site, "alex")
-    await expect(alex.get_by_text("Alex Turner")).to_be_visible()
+    await expect(alex.get_by_text("Signed in as Alex Turner")).to_be_visible()
     await alex.get_by_role("link", name="New case").click()
     await alex.get_by_role("link", name="IPA approval").click()
     await alex.get_by_label("Account kind").select_option("individual_professional")
