@@ -93,12 +93,8 @@ class AbuseInvestigationWorkflow(CaseWorkflow[InvestigationState]):
     # ---- actions ------------------------------------------------------------------------
 
     def check(self, rule: ActionRule, actor: Actor, fields: dict[str, Any]) -> None:
-        perpetrator = self.case.parties.get("perpetrator")
-        targets = set(self.case.details.get("targets") or ())
-        for name in ("investigator", "assignee"):
-            person = fields.get(name)
-            if person and (person == perpetrator or person in targets):
-                raise Refusal(INVALID, f"{name}: a party to the abuse may not investigate it", name)
+        # Who may be given the case (not its perpetrator, nor a target) is
+        # `rules.assignment_refusal`'s, asked before this.
         if rule.name == "identify_perpetrator":
             refusal = abu.perpetrator_refusal(fields)
             if refusal is not None:

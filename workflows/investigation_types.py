@@ -137,6 +137,7 @@ RULES = CaseTypeRules(
     detail_parties=(("perpetrator", "perpetrator.email"),),
     # Whatever their role (a perpetrator in SIRT), never more than a reporter's outline.
     parties_in_conflict=("perpetrator",),
+    unassignable_lists=("targets",),
     details=(
         Field("category", "choice", choices=CATEGORIES, policy="4.1"),
         Field("platform", max=100),

@@ -172,6 +172,10 @@ class CaseTypeRules:
     # name (`party:subject` appeals). Where they are also a partial viewer (a
     # perpetrator who reported), the outline.
     parties_in_conflict: tuple[str, ...] = ()
+    # Details listing people the matter is about beside the parties in conflict (an
+    # investigation's targets): never given the case (`assignment_refusal`), so the
+    # pickers, the service and the workflow refuse them alike.
+    unassignable_lists: tuple[str, ...] = ()
     workflow: str = ""
     stages: tuple[str, ...] = field(init=False)  # the rows' names, in order
     by_name: dict[str, ActionRule] = field(default_factory=dict, compare=False, hash=False)
@@ -346,6 +350,11 @@ def assignment_refusal(
     party = party_in_conflict(assignee, case, rules) if rules.confidential else None
     if party is not None:
         return Refusal(INVALID, f"{name}: {email} is the {party} of {case.id}, a party to it", name)
+    for listed in rules.unassignable_lists:
+        if email in (case.details.get(listed) or ()):
+            return Refusal(
+                INVALID, f"{name}: {email} is among the {listed} of {case.id}, a party to it", name
+            )
     return None
 
 

@@ -529,17 +529,22 @@ ASSIGNMENTS = [
     Assignment(
         "abuse_investigation",
         "reporter",
-        # The alleged perpetrator is in SIRT: a party, whatever their role.
-        {**ABU_DETAILS, "perpetrator": {"kind": "employee", "email": "sirt@dwp.gov.uk"}},
+        # The alleged perpetrator and one target are in SIRT: parties, whatever their role.
+        {
+            **ABU_DETAILS,
+            "perpetrator": {"kind": "employee", "email": "sirt@dwp.gov.uk"},
+            "targets": ["investigator@dwp.gov.uk"],
+        },
         [],
         "sirt_lead",
         "assign",
         "investigator",
-        {"investigator@dwp.gov.uk", "sirtlead@dwp.gov.uk"},
+        {"sirtlead@dwp.gov.uk"},
         {
             "outsider@example.com": "is not in the directory",
             "hr@dwp.gov.uk": "does not hold the role sirt this stage needs",
             "sirt@dwp.gov.uk": "is the perpetrator of",
+            "investigator@dwp.gov.uk": "is among the targets of",
         },
     ),
     Assignment(

@@ -146,6 +146,26 @@ async def test_an_investigator_holds_sirt_and_is_not_the_perpetrator(
     assert error.type == "invalid"
 
 
+async def test_a_target_of_the_abuse_is_never_its_investigator(
+    time_skipping_env: WorkflowEnvironment, worker: Worker, engine: Engine
+) -> None:
+    abuh.load_people(engine)
+    inp = abuh.new_investigation(shipped_policy(), targets=[abuh.INVESTIGATOR2.email])
+    handle, _ = await start(time_skipping_env.client, worker.task_queue, inp)
+    target = await refused_changing_nothing(
+        engine, handle, abuh.SIRT_LEAD, "assign", investigator=abuh.INVESTIGATOR2.email
+    )
+    assert target.message == (
+        f"investigator: {abuh.INVESTIGATOR2.email} is among the targets of {inp.case.id},"
+        " a party to it"
+    )
+    await act(handle, abuh.SIRT_LEAD, "assign", investigator=abuh.INVESTIGATOR.email)
+    again = await refused_changing_nothing(
+        engine, handle, abuh.SIRT_LEAD, "reassign", assignee=abuh.INVESTIGATOR2.email
+    )
+    assert again.type == "invalid" and "among the targets" in again.message
+
+
 @pytest.mark.parametrize(
     ("caseworker", "reason"),
     [
